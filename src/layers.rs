@@ -1,0 +1,213 @@
+//! The layers of the reference models, as data plus a forward function.
+//!
+//! Parameters are not owned by layers: a layer names indices into its model's parameter list, so that
+//! one tensor can serve several layers (the weight sharing of the `v2`/`resnet` families).
+use crate::error::{shape_mismatch, Result};
+use tch::Tensor;
+
+/// `nn.Conv1d(in, out, kernel, stride)` with bias, no padding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Conv1d {
+    /// Index of the `(out, in, kernel)` weight.
+    pub weight: usize,
+    /// Index of the `(out,)` bias.
+    pub bias: usize,
+    /// Input channels.
+    pub in_channels: i64,
+    /// Output channels.
+    pub out_channels: i64,
+    /// Kernel length.
+    pub kernel: i64,
+    /// Stride.
+    pub stride: i64,
+}
+
+/// `nn.Linear(in, out)` with bias.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Linear {
+    /// Index of the `(out, in)` weight.
+    pub weight: usize,
+    /// Index of the `(out,)` bias.
+    pub bias: usize,
+    /// Input features.
+    pub in_features: i64,
+    /// Output features.
+    pub out_features: i64,
+}
+
+/// One entry of a model's `net` (an `nn.Sequential` in the reference).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer {
+    /// `nn.Conv1d`.
+    Conv1d(Conv1d),
+    /// `nn.Linear` (on the last axis).
+    Linear(Linear),
+    /// `nn.GELU()` with the exact erf form.
+    Gelu,
+    /// `nn.Tanh()`.
+    Tanh,
+    /// `nn.Hardtanh(min, max)`: clamp to `[min, max]`.
+    Hardtanh {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+    },
+    /// `nn.Flatten()`: `(B, C, T) -> (B, C*T)`; 2-D input passes unchanged.
+    Flatten,
+    /// `_Norm`: `x / ||x||_2` over dim 1, no epsilon (a zero vector gives NaN, as the reference).
+    Norm,
+    /// `Squeeze`: removes dim 2 when the input has more than 2 dims and dim 2 has size 1.
+    Squeeze,
+    /// `nn.Dropout1d(p)`: whole-channel dropout in training, identity otherwise.
+    Dropout1d {
+        /// Drop probability.
+        p: f64,
+    },
+    /// `_Skip(*inner, crop)`: `x[..., crop.0 : len - crop.1] + inner(x)`; the inner layers see the
+    /// whole input, only the identity branch is cropped on the last axis.
+    Skip {
+        /// The wrapped layers (`module.<j>` in the state dict).
+        inner: Vec<Layer>,
+        /// Samples dropped from the identity at the start and end of the last axis.
+        crop: (i64, i64),
+    },
+    /// `_SkipLinear(linear)`: `pad_or_crop(x, out) + linear(x)`.
+    SkipLinear(Linear),
+    /// `_MeanAndConv`: `cat([conv(x), x[..., ::stride][..., :T_conv]], dim=1)` (no averaging).
+    MeanAndConv(Conv1d),
+}
+
+/// Output length of a strided, unpadded convolution, or `None` when the input is too short.
+pub fn conv_output_len(time: i64, kernel: i64, stride: i64) -> Option<i64> {
+    (time >= kernel).then(|| (time - kernel) / stride + 1)
+}
+
+impl Layer {
+    /// Applies the layer. `train` enables dropout.
+    pub fn forward(&self, params: &[Tensor], x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(match self {
+            Layer::Conv1d(c) => conv1d(params, c, x)?,
+            Layer::Linear(l) => x.f_linear(&params[l.weight], Some(&params[l.bias]))?,
+            Layer::Gelu => x.f_gelu("none")?,
+            Layer::Tanh => x.f_tanh()?,
+            Layer::Hardtanh { min, max } => x.f_clamp(*min, *max)?,
+            Layer::Flatten => {
+                if x.dim() > 2 {
+                    x.f_flatten(1, -1)?
+                } else {
+                    x.shallow_clone()
+                }
+            }
+            Layer::Norm => {
+                let norm = x.f_norm_scalaropt_dim(2, [1i64].as_slice(), true)?;
+                x.f_div(&norm)?
+            }
+            Layer::Squeeze => {
+                if x.dim() > 2 && x.size()[2] == 1 {
+                    x.f_squeeze_dim(2)?
+                } else {
+                    x.shallow_clone()
+                }
+            }
+            Layer::Dropout1d { p } => {
+                if train && *p > 0.0 {
+                    x.f_feature_dropout(*p, true)?
+                } else {
+                    x.shallow_clone()
+                }
+            }
+            Layer::Skip { inner, crop } => {
+                let mut y = x.shallow_clone();
+                for layer in inner {
+                    y = layer.forward(params, &y, train)?;
+                }
+                let last = x.dim() as i64 - 1;
+                let len = x.size()[last as usize];
+                let kept = len - crop.0 - crop.1;
+                let identity = x.f_narrow(last, crop.0, kept.max(0))?;
+                identity.f_add(&y)?
+            }
+            Layer::SkipLinear(l) => {
+                let y = x.f_linear(&params[l.weight], Some(&params[l.bias]))?;
+                let pad = l.out_features - l.in_features;
+                let identity = if pad >= 0 {
+                    x.f_constant_pad_nd([0, pad].as_slice())?
+                } else {
+                    x.f_narrow(x.dim() as i64 - 1, 0, l.out_features)?
+                };
+                identity.f_add(&y)?
+            }
+            Layer::MeanAndConv(c) => {
+                let conv = conv1d(params, c, x)?;
+                let conv_len = conv.size()[2];
+                let sub = x.f_slice(2, 0, None, c.stride)?.f_narrow(2, 0, conv_len)?;
+                Tensor::f_cat(&[conv, sub], 1)?
+            }
+        })
+    }
+
+    /// The output time length for an input time length (`None` for a 2-D, time-less tensor), or an
+    /// error that says why the input does not fit. Mirrors `forward` without computing anything.
+    pub fn output_time(&self, time: Option<i64>) -> Result<Option<i64>> {
+        let conv_len = |c: &Conv1d, t: Option<i64>| -> Result<Option<i64>> {
+            let t = t.ok_or_else(|| {
+                shape_mismatch!("a Conv1d layer needs a (batch, channels, time) input")
+            })?;
+            conv_output_len(t, c.kernel, c.stride).map(Some).ok_or_else(|| {
+                shape_mismatch!(
+                    "time length {t} is shorter than the kernel ({}) of a Conv1d layer",
+                    c.kernel
+                )
+            })
+        };
+        match self {
+            Layer::Conv1d(c) | Layer::MeanAndConv(c) => conv_len(c, time),
+            Layer::Flatten => match time {
+                None | Some(1) => Ok(None),
+                Some(t) => Err(shape_mismatch!(
+                    "this model flattens its input and takes exactly 1 time step at that point, got {t}"
+                )),
+            },
+            Layer::Squeeze => Ok(match time {
+                Some(1) => None,
+                other => other,
+            }),
+            Layer::Skip { inner, crop } => {
+                let mut t = time;
+                for layer in inner {
+                    t = layer.output_time(t)?;
+                }
+                match (time, t) {
+                    (Some(a), Some(b)) if a - crop.0 - crop.1 != b => Err(shape_mismatch!(
+                        "skip connection: cropped identity length {} differs from {b}",
+                        a - crop.0 - crop.1
+                    )),
+                    _ => Ok(t),
+                }
+            }
+            _ => Ok(time),
+        }
+    }
+
+    /// The number of input channels (or features) the layer expects, where it constrains them.
+    pub fn input_channels(&self) -> Option<i64> {
+        match self {
+            Layer::Conv1d(c) | Layer::MeanAndConv(c) => Some(c.in_channels),
+            Layer::Linear(l) | Layer::SkipLinear(l) => Some(l.in_features),
+            Layer::Skip { inner, .. } => inner.iter().find_map(Layer::input_channels),
+            _ => None,
+        }
+    }
+}
+
+fn conv1d(params: &[Tensor], c: &Conv1d, x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_conv1d(
+        &params[c.weight],
+        Some(&params[c.bias]),
+        [c.stride].as_slice(),
+        [0i64].as_slice(),
+        [1i64].as_slice(),
+        1,
+    )?)
+}

@@ -1,0 +1,368 @@
+//! Models: the [`Model`] trait every registered model implements, and [`Network`], the one concrete
+//! type behind all reference architectures (a list of layers plus a parameter table).
+use crate::error::{invalid, shape_mismatch, Error, Result};
+use crate::layers::{Layer, Linear};
+use crate::offset::Offset;
+use crate::options::Options;
+use tch::{Kind, Tensor};
+
+/// The arguments of `cebra.models.init(name, num_neurons, num_units, num_output, **options)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelArgs {
+    /// Input channels.
+    pub num_neurons: i64,
+    /// Hidden width.
+    pub num_units: i64,
+    /// Embedding dimension.
+    pub num_output: i64,
+    /// Extra keyword arguments (e.g. `normalize=false`).
+    pub options: Options,
+}
+
+impl ModelArgs {
+    /// Arguments without options.
+    pub fn new(num_neurons: i64, num_units: i64, num_output: i64) -> Self {
+        ModelArgs { num_neurons, num_units, num_output, options: Options::new() }
+    }
+
+    /// Adds options.
+    pub fn with_options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+}
+
+/// What is recorded in a saved file so that the model can be rebuilt from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Architecture {
+    /// Registered name.
+    pub name: String,
+    /// Constructor arguments.
+    pub args: ModelArgs,
+}
+
+/// A CEBRA encoder: maps `(batch, num_input, time)` to `(batch, num_output[, out_time])`.
+pub trait Model: Send {
+    /// Registered name and constructor arguments.
+    fn architecture(&self) -> &Architecture;
+    /// Receptive field.
+    fn offset(&self) -> Offset;
+    /// Input channels.
+    fn num_input(&self) -> i64;
+    /// Output features.
+    fn num_output(&self) -> i64;
+    /// Time downsampling factor; 1 for models that do not resample.
+    fn resample_factor(&self) -> i64 {
+        1
+    }
+    /// Whether the model runs on sequences of any length `>= offset().len()`.
+    fn is_convolutional(&self) -> bool;
+    /// Output time length for an input of `time` steps, or the error forward would give.
+    fn output_time(&self, time: i64) -> Result<i64>;
+    /// Forward pass without an autograd graph (inference). `input` is `(batch, num_input, time)`.
+    /// Output: `(batch, num_output)` when one step comes out, else `(batch, num_output, out_time)`.
+    fn forward(&self, input: &Tensor) -> Result<Tensor>;
+    /// Forward pass that records the autograd graph (training). Dropout follows `set_training`.
+    fn forward_train(&self, input: &Tensor) -> Result<Tensor> {
+        let _ = input;
+        Err(Error::Unsupported(format!(
+            "model '{}' supports inference only",
+            self.architecture().name
+        )))
+    }
+    /// `(total, trainable)` parameter counts, each shared tensor counted once.
+    fn num_parameters(&self) -> (i64, i64) {
+        (0, 0)
+    }
+    /// Unique parameter tensors, in creation order (what an optimizer updates).
+    fn parameters(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
+    /// `(key, tensor)` in the reference `state_dict` order; shared tensors appear under every key.
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    /// Expected `(key, shape)` of the state dict.
+    fn state_dict_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        self.state_dict().into_iter().map(|(k, t)| (k, t.size())).collect()
+    }
+    /// Replaces the weights. All keys of `state_dict_shapes` must be given with their shapes and no
+    /// others; on error nothing changes. For keys sharing one tensor the last key wins.
+    fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
+        check_state_dict(&self.state_dict_shapes(), tensors)?;
+        Ok(())
+    }
+    /// Dropout on (`true`) or off.
+    fn set_training(&mut self, training: bool) {
+        let _ = training;
+    }
+    /// Whether dropout is on.
+    fn is_training(&self) -> bool {
+        false
+    }
+    /// The classifier interface of `supervised*-model`s.
+    fn as_classifier(&mut self) -> Option<&mut dyn ClassifierModel> {
+        None
+    }
+}
+
+/// The extra interface of the reference `ClassifierModel`s.
+pub trait ClassifierModel {
+    /// Creates the head `Linear(num_output, label_num)`; a second call needs `override_existing`.
+    fn set_output_num(&mut self, label_num: i64, override_existing: bool) -> Result<()>;
+    /// Number of labels, once the head exists.
+    fn label_num(&self) -> Option<i64>;
+    /// `(relu(net(x)), classifier(relu(net(x))))`.
+    fn forward_classifier(&self, input: &Tensor) -> Result<(Tensor, Tensor)>;
+}
+
+/// Validates a state dict against the expected keys and shapes; errors name the tensor.
+pub fn check_state_dict(expected: &[(String, Vec<i64>)], given: &[(String, Tensor)]) -> Result<()> {
+    for (key, shape) in expected {
+        let tensor = given
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, t)| t)
+            .ok_or_else(|| Error::Format(format!("missing tensor '{key}' in the weights")))?;
+        if &tensor.size() != shape {
+            return Err(Error::Format(format!(
+                "tensor '{key}' has shape {:?}, the model needs {:?}",
+                tensor.size(),
+                shape
+            )));
+        }
+    }
+    for (key, _) in given {
+        if !expected.iter().any(|(k, _)| k == key) {
+            return Err(Error::Format(format!("unexpected tensor '{key}' in the weights")));
+        }
+    }
+    Ok(())
+}
+
+/// The concrete model behind every reference architecture: a `net` of layers, optional layers applied
+/// after `net` (the clip family's `clamp`), an optional classifier head, and a parameter table with the
+/// state-dict key(s) of each parameter.
+pub struct Network {
+    pub(crate) architecture: Architecture,
+    pub(crate) offset: Offset,
+    pub(crate) num_input: i64,
+    pub(crate) num_output: i64,
+    pub(crate) resample_factor: i64,
+    pub(crate) convolutional: bool,
+    pub(crate) net: Vec<Layer>,
+    pub(crate) after_net: Vec<Layer>,
+    pub(crate) params: Vec<Tensor>,
+    /// State-dict order: key and index into `params`.
+    pub(crate) keys: Vec<(String, usize)>,
+    pub(crate) classifier: Option<Linear>,
+    pub(crate) is_classifier: bool,
+    pub(crate) training: bool,
+}
+
+impl Network {
+    fn check_input(&self, input: &Tensor) -> Result<()> {
+        let size = input.size();
+        let name = &self.architecture.name;
+        let time = match size.len() {
+            3 => Some(size[2]),
+            2 if !self.convolutional && !self.net_has_conv() => None,
+            _ => {
+                return Err(shape_mismatch!(
+                    "model '{name}' takes a (batch, {}, time) input, got shape {size:?}",
+                    self.num_input
+                ))
+            }
+        };
+        if size[0] < 1 {
+            return Err(invalid!("batch size must be at least 1, got {}", size[0]));
+        }
+        if size[1] != self.num_input {
+            return Err(shape_mismatch!(
+                "model '{name}' expects {} input channels, got {}",
+                self.num_input,
+                size[1]
+            ));
+        }
+        if input.kind() != Kind::Float {
+            return Err(invalid!("model '{name}' takes float32 input, got {:?}", input.kind()));
+        }
+        if let Some(t) = time {
+            if t < self.offset.len() {
+                return Err(shape_mismatch!(
+                    "model '{name}' needs at least {} time steps (its receptive field), got {t}",
+                    self.offset.len()
+                ));
+            }
+        }
+        self.layers_output_time(time).map(|_| ())
+    }
+
+    fn net_has_conv(&self) -> bool {
+        matches!(self.net.first(), Some(Layer::Conv1d(_)) | Some(Layer::MeanAndConv(_)))
+    }
+
+    fn layers_output_time(&self, time: Option<i64>) -> Result<Option<i64>> {
+        let mut t = time;
+        for layer in &self.net {
+            t = layer.output_time(t).map_err(|e| match e {
+                Error::ShapeMismatch(m) => {
+                    shape_mismatch!("model '{}': {m}", self.architecture.name)
+                }
+                other => other,
+            })?;
+        }
+        Ok(t)
+    }
+
+    fn run_net(&self, input: &Tensor, train: bool) -> Result<Tensor> {
+        self.check_input(input)?;
+        let mut x = input.shallow_clone();
+        for layer in &self.net {
+            x = layer.forward(&self.params, &x, train)?;
+        }
+        Ok(x)
+    }
+
+    fn run(&self, input: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = self.run_net(input, train)?;
+        for layer in &self.after_net {
+            x = layer.forward(&self.params, &x, train)?;
+        }
+        Ok(x)
+    }
+
+    fn unique_param_count(&self) -> i64 {
+        self.params.iter().map(|p| p.numel() as i64).sum()
+    }
+}
+
+impl Model for Network {
+    fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+    fn offset(&self) -> Offset {
+        self.offset
+    }
+    fn num_input(&self) -> i64 {
+        self.num_input
+    }
+    fn num_output(&self) -> i64 {
+        self.num_output
+    }
+    fn resample_factor(&self) -> i64 {
+        self.resample_factor
+    }
+    fn is_convolutional(&self) -> bool {
+        self.convolutional
+    }
+    fn output_time(&self, time: i64) -> Result<i64> {
+        if time < self.offset.len() {
+            return Err(shape_mismatch!(
+                "model '{}' needs at least {} time steps (its receptive field), got {time}",
+                self.architecture.name,
+                self.offset.len()
+            ));
+        }
+        Ok(self.layers_output_time(Some(time))?.unwrap_or(1))
+    }
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| self.run(input, self.training))
+    }
+    fn forward_train(&self, input: &Tensor) -> Result<Tensor> {
+        self.run(input, self.training)
+    }
+    fn num_parameters(&self) -> (i64, i64) {
+        let total = self.unique_param_count();
+        let trainable =
+            self.params.iter().filter(|p| p.requires_grad()).map(|p| p.numel() as i64).sum();
+        (total, trainable)
+    }
+    fn parameters(&self) -> Vec<Tensor> {
+        self.params.iter().map(Tensor::shallow_clone).collect()
+    }
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        self.keys.iter().map(|(k, i)| (k.clone(), self.params[*i].shallow_clone())).collect()
+    }
+    fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
+        check_state_dict(&self.state_dict_shapes(), tensors)?;
+        // Convert everything first so that a failure leaves the model untouched.
+        let mut staged: Vec<(usize, Tensor)> = Vec::with_capacity(self.keys.len());
+        for (key, index) in &self.keys {
+            let (_, t) = tensors.iter().find(|(k, _)| k == key).expect("checked above");
+            staged.push((*index, t.f_to_kind(Kind::Float)?.f_contiguous()?));
+        }
+        tch::no_grad(|| -> Result<()> {
+            // Key order, so that the last key of a shared tensor wins, as in load_state_dict.
+            for (index, value) in staged {
+                self.params[index].f_copy_(&value)?;
+            }
+            Ok(())
+        })
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+    fn is_training(&self) -> bool {
+        self.training
+    }
+    fn as_classifier(&mut self) -> Option<&mut dyn ClassifierModel> {
+        if self.is_classifier {
+            Some(self)
+        } else {
+            None
+        }
+    }
+}
+
+impl ClassifierModel for Network {
+    fn set_output_num(&mut self, label_num: i64, override_existing: bool) -> Result<()> {
+        if label_num < 1 {
+            return Err(invalid!("label_num must be at least 1, got {label_num}"));
+        }
+        if self.classifier.is_some() && !override_existing {
+            return Err(Error::InvalidArgument("classifier is already initialized.".into()));
+        }
+        if let Some(old) = self.classifier.take() {
+            // Replace the old head in place: drop its parameters and keys (they are the last ones).
+            self.keys.retain(|(k, _)| !k.starts_with("classifier."));
+            let mut remove = [old.weight, old.bias];
+            remove.sort_unstable();
+            for i in remove.iter().rev() {
+                drop(self.params.remove(*i));
+            }
+        }
+        let mut params = crate::zoo::ParamFactory::new(&mut self.params);
+        let linear = params.linear(self.num_output, label_num)?;
+        self.keys.push(("classifier.weight".into(), linear.weight));
+        self.keys.push(("classifier.bias".into(), linear.bias));
+        self.classifier = Some(linear);
+        Ok(())
+    }
+    fn label_num(&self) -> Option<i64> {
+        self.classifier.map(|c| c.out_features)
+    }
+    fn forward_classifier(&self, input: &Tensor) -> Result<(Tensor, Tensor)> {
+        let head = self.classifier.ok_or_else(|| {
+            shape_mismatch!(
+                "classifier of '{}' is not initialised: call set_output_num first",
+                self.architecture.name
+            )
+        })?;
+        if let Ok(t) = self.output_time(input.size().last().copied().unwrap_or(0)) {
+            if input.dim() == 3 && t != 1 {
+                return Err(shape_mismatch!(
+                    "the classifier head of '{}' needs exactly {} time steps (one output step), got {}",
+                    self.architecture.name,
+                    self.offset.len(),
+                    input.size()[2]
+                ));
+            }
+        }
+        tch::no_grad(|| {
+            let features = self.run(input, self.training)?.f_relu()?;
+            let prediction = features.f_linear(&self.params[head.weight], Some(&self.params[head.bias]))?;
+            Ok((features, prediction))
+        })
+    }
+}
