@@ -12,6 +12,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod criterions;
 pub mod error;
 pub mod layers;
 pub mod model;

@@ -1,0 +1,371 @@
+//! The contrastive losses of the reference `cebra.models.criterions`: similarities, the stabilised
+//! InfoNCE core, the fixed/learnable-temperature InfoNCE family and NCE. Everything runs through
+//! libtorch autograd, so gradients with respect to the inputs and the learnable temperature are exact.
+use crate::error::{invalid, shape_mismatch, Error, Result};
+use crate::options::Options;
+use crate::registry::{glob_match, python_slice};
+use tch::{Kind, Tensor};
+
+/// Names accepted by [`Criterion::new`], in listing order (`infonce` and `infomse` are aliases).
+pub const CRITERION_NAMES: [&str; 7] = [
+    "fixed-cosine-infonce",
+    "fixed-euclidean-infonce",
+    "learnable-cosine-infonce",
+    "learnable-euclidean-infonce",
+    "nce",
+    "infonce",
+    "infomse",
+];
+
+/// Criterion names matching a glob `pattern`, at most `limit` (Python slice semantics), like
+/// [`crate::get_options`].
+///
+/// ```
+/// assert_eq!(cebra::criterions::get_options(Some("*euclidean*"), None).len(), 2);
+/// ```
+pub fn get_options(pattern: Option<&str>, limit: Option<isize>) -> Vec<String> {
+    let names = CRITERION_NAMES
+        .iter()
+        .filter(|n| pattern.is_none_or(|p| glob_match(p, n)))
+        .map(|n| n.to_string())
+        .collect();
+    python_slice(names, limit)
+}
+
+fn check_pair(ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<()> {
+    for (name, t) in [("ref", ref_), ("pos", pos), ("neg", neg)] {
+        if t.dim() != 2 {
+            return Err(shape_mismatch!("'{name}' must be a 2-D (rows, d) tensor, got shape {:?}", t.size()));
+        }
+        let size = t.size();
+        if size[0] < 1 || size[1] < 1 {
+            return Err(invalid!("'{name}' needs at least one row and one column, got shape {size:?}"));
+        }
+        if t.kind() != Kind::Float && t.kind() != Kind::Double {
+            return Err(invalid!("'{name}' must be float32 or float64, got {:?}", t.kind()));
+        }
+    }
+    let (r, p, n) = (ref_.size(), pos.size(), neg.size());
+    if r != p {
+        return Err(shape_mismatch!("'ref' {r:?} and 'pos' {p:?} must have the same shape (n, d)"));
+    }
+    if n[1] != r[1] {
+        return Err(shape_mismatch!("'neg' has {} columns, 'ref' has {}: both need d columns", n[1], r[1]));
+    }
+    Ok(())
+}
+
+/// `(pos_sim (n,), neg_sim (n, m))`: plain dot products `ref_i·pos_i` and `ref_i·neg_j`.
+pub fn dot_similarity(ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<(Tensor, Tensor)> {
+    check_pair(ref_, pos, neg)?;
+    Ok((
+        Tensor::f_einsum("ni,ni->n", &[ref_, pos], None::<&[i64]>)?,
+        Tensor::f_einsum("ni,mi->nm", &[ref_, neg], None::<&[i64]>)?,
+    ))
+}
+
+/// Negative SQUARED Euclidean distances, through the expansion `-(|a|² + |b|² - 2 a·b)` exactly as the
+/// reference computes them (its docstring's `-|x-y|` is not what the code does).
+pub fn euclidean_similarity(ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (pos_dot, neg_dot) = dot_similarity(ref_, pos, neg)?;
+    let square_sum = |t: &Tensor| -> Result<Tensor> { Ok(Tensor::f_einsum("ni->n", &[t.f_pow_tensor_scalar(2)?], None::<&[i64]>)?) };
+    let (ref_sq, pos_sq, neg_sq) = (square_sum(ref_)?, square_sum(pos)?, square_sum(neg)?);
+    let pos_sim = ref_sq.f_add(&pos_sq)?.f_sub(&pos_dot.f_mul_scalar(2)?)?.f_neg()?;
+    let neg_sim = ref_sq
+        .f_unsqueeze(1)?
+        .f_add(&neg_sq.f_unsqueeze(0)?)?
+        .f_sub(&neg_dot.f_mul_scalar(2)?)?
+        .f_neg()?;
+    Ok((pos_sim, neg_sim))
+}
+
+/// The numerically stabilised InfoNCE core: returns `(loss, align_corrected, uniform_corrected)`.
+///
+/// With `c_i = max_j neg_sim_ij` (no gradient): `align = mean(-(pos_i - c_i))`,
+/// `uniform = mean(logsumexp_j(neg_ij - c_i))`, `loss = align + uniform`, and the corrected terms
+/// `align - mean(c)`, `uniform + mean(c)`. The positive pair is not in the denominator.
+pub fn infonce(pos_sim: &Tensor, neg_sim: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    if pos_sim.dim() != 1 || neg_sim.dim() != 2 || neg_sim.size()[0] != pos_sim.size()[0] {
+        return Err(shape_mismatch!(
+            "infonce needs pos_sim (n,) and neg_sim (n, m), got {:?} and {:?}",
+            pos_sim.size(),
+            neg_sim.size()
+        ));
+    }
+    if pos_sim.size()[0] < 1 || neg_sim.size()[1] < 1 {
+        return Err(invalid!("infonce needs n >= 1 and m >= 1, got {:?}", neg_sim.size()));
+    }
+    let c = tch::no_grad(|| neg_sim.f_amax([1i64].as_slice(), true))?.f_detach()?;
+    let pos = pos_sim.f_sub(&c.f_squeeze_dim(1)?)?;
+    let neg = neg_sim.f_sub(&c)?;
+    let align = pos.f_neg()?.f_mean(None)?;
+    let uniform = neg.f_logsumexp([1i64].as_slice(), false)?.f_mean(None)?;
+    let c_mean = c.f_mean(None)?;
+    let align_corrected = align.f_sub(&c_mean)?;
+    let uniform_corrected = uniform.f_add(&c_mean)?;
+    Ok((align.f_add(&uniform)?, align_corrected, uniform_corrected))
+}
+
+/// Which similarity an InfoNCE criterion uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distance {
+    /// Dot product (cosine for normalised embeddings).
+    Cosine,
+    /// Negative squared Euclidean distance.
+    Euclidean,
+}
+
+/// How NCE reduces its negative terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// Mean over negatives.
+    Mean,
+    /// Sum over negatives.
+    Sum,
+}
+
+#[derive(Debug)]
+enum Kind_ {
+    FixedInfoNce { distance: Distance, temperature: f64 },
+    LearnableInfoNce { distance: Distance, log_inverse_temperature: Tensor, max_inverse_temperature: f64, min_temperature: Option<f64> },
+    Nce { temperature: f64, negative_weight: f64, reduce: Reduce },
+}
+
+/// The three outputs of a criterion, as the reference returns them: scalars for the InfoNCE family,
+/// per-sample `(n,)` vectors for NCE.
+#[derive(Debug)]
+pub struct CriterionOutput {
+    /// InfoNCE: the loss; NCE: `align + negative_weight * uniform` (log-likelihoods).
+    pub loss: Tensor,
+    /// InfoNCE: the corrected alignment term; NCE: `logsigmoid(pos_sim)`.
+    pub align: Tensor,
+    /// InfoNCE: the corrected uniformity term; NCE: the reduced `logsigmoid(-neg_sim)`.
+    pub uniform: Tensor,
+}
+
+/// Gradients of the training objective (see [`Criterion::objective`]).
+#[derive(Debug)]
+pub struct Gradients {
+    /// The objective's value.
+    pub loss: f64,
+    /// d objective / d ref, `(n, d)`.
+    pub grad_ref: Tensor,
+    /// d objective / d pos, `(n, d)`.
+    pub grad_pos: Tensor,
+    /// d objective / d neg, `(m, d)`.
+    pub grad_neg: Tensor,
+    /// d objective / d log_inverse_temperature, for learnable criterions.
+    pub grad_log_inverse_temperature: Option<f64>,
+}
+
+/// A contrastive loss built by name, with the reference's options and defaults.
+#[derive(Debug)]
+pub struct Criterion {
+    name: String,
+    options: Options,
+    kind: Kind_,
+}
+
+fn positive(options: &Options, key: &str, default: f64) -> Result<f64> {
+    let v = options.f64_or(key, default)?;
+    if v <= 0.0 {
+        return Err(invalid!("option '{key}' must be positive, got {v}"));
+    }
+    Ok(v)
+}
+
+impl Criterion {
+    /// Builds a criterion: `fixed-cosine-infonce` (alias `infonce`), `fixed-euclidean-infonce` (alias
+    /// `infomse`), `learnable-cosine-infonce`, `learnable-euclidean-infonce` (options `temperature`,
+    /// default 1, and `min_temperature`, default none), `nce` (`temperature`, `negative_weight`
+    /// default 1, `reduce=mean|sum`).
+    ///
+    /// ```
+    /// use cebra::criterions::Criterion;
+    /// let c = Criterion::new("learnable-cosine-infonce", &cebra::Options::parse("temperature=0.1;min_temperature=0.2").unwrap()).unwrap();
+    /// assert!((c.temperature() - 0.2).abs() < 1e-6);
+    /// assert!(Criterion::new("nce", &cebra::Options::parse("min_temperature=1").unwrap()).is_err());
+    /// ```
+    pub fn new(name: &str, options: &Options) -> Result<Self> {
+        let owner = format!("criterion '{name}'");
+        let distance = |n: &str| if n.contains("euclidean") || n == "infomse" { Distance::Euclidean } else { Distance::Cosine };
+        let kind = match name {
+            "fixed-cosine-infonce" | "fixed-euclidean-infonce" | "infonce" | "infomse" => {
+                options.check_keys(&["temperature"], &owner)?;
+                Kind_::FixedInfoNce { distance: distance(name), temperature: positive(options, "temperature", 1.0)? }
+            }
+            "learnable-cosine-infonce" | "learnable-euclidean-infonce" => {
+                options.check_keys(&["temperature", "min_temperature"], &owner)?;
+                let temperature = positive(options, "temperature", 1.0)?;
+                let min_temperature = options.f64_opt("min_temperature")?;
+                if let Some(m) = min_temperature {
+                    if m <= 0.0 {
+                        return Err(invalid!("option 'min_temperature' must be positive, got {m}"));
+                    }
+                }
+                // log(1/τ) in double precision, stored as a 0-d float32 parameter, as the reference.
+                let value = (1.0 / temperature).ln();
+                let log_inverse_temperature =
+                    Tensor::f_from_slice(&[value as f32])?.f_reshape([0i64; 0].as_slice())?.set_requires_grad(true);
+                Kind_::LearnableInfoNce {
+                    distance: distance(name),
+                    log_inverse_temperature,
+                    max_inverse_temperature: min_temperature.map_or(f64::INFINITY, |m| 1.0 / m),
+                    min_temperature,
+                }
+            }
+            "nce" => {
+                options.check_keys(&["temperature", "negative_weight", "reduce"], &owner)?;
+                let reduce = match options.str_or("reduce", "mean") {
+                    "mean" => Reduce::Mean,
+                    "sum" => Reduce::Sum,
+                    other => return Err(invalid!("option 'reduce' must be 'mean' or 'sum', got '{other}'")),
+                };
+                Kind_::Nce {
+                    temperature: positive(options, "temperature", 1.0)?,
+                    negative_weight: options.f64_or("negative_weight", 1.0)?,
+                    reduce,
+                }
+            }
+            other => {
+                return Err(Error::UnknownName(format!(
+                    "criterion '{other}' is not known (options: {})",
+                    CRITERION_NAMES.join(", ")
+                )))
+            }
+        };
+        Ok(Criterion { name: name.to_string(), options: options.clone(), kind })
+    }
+
+    /// The name it was built with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The options it was built with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Whether the criterion has a learnable temperature.
+    pub fn is_learnable(&self) -> bool {
+        matches!(self.kind, Kind_::LearnableInfoNce { .. })
+    }
+
+    /// Whether the outputs are per-sample vectors (NCE) rather than scalars.
+    pub fn is_per_sample(&self) -> bool {
+        matches!(self.kind, Kind_::Nce { .. })
+    }
+
+    fn inverse_temperature(log_inverse_temperature: &Tensor, max: f64) -> Result<Tensor> {
+        let s = log_inverse_temperature.f_exp()?;
+        Ok(if max.is_finite() { s.f_clamp_max(max)? } else { s })
+    }
+
+    /// The current temperature: fixed, or `1 / clamp(exp(log_inverse_temperature))`.
+    pub fn temperature(&self) -> f64 {
+        match &self.kind {
+            Kind_::FixedInfoNce { temperature, .. } | Kind_::Nce { temperature, .. } => *temperature,
+            Kind_::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => tch::no_grad(|| {
+                Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)
+                    .and_then(|s| Ok(f64::try_from(&s).map_err(Error::from)?))
+                    .map(|s| 1.0 / s)
+                    .unwrap_or(f64::NAN)
+            }),
+        }
+    }
+
+    /// The minimum temperature of a learnable criterion.
+    pub fn min_temperature(&self) -> Option<f64> {
+        match &self.kind {
+            Kind_::LearnableInfoNce { min_temperature, .. } => *min_temperature,
+            _ => None,
+        }
+    }
+
+    /// The reference's `criterion(ref, pos, neg)`, recording the autograd graph.
+    pub fn forward(&self, ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<CriterionOutput> {
+        let similarity = |d: Distance| match d {
+            Distance::Cosine => dot_similarity(ref_, pos, neg),
+            Distance::Euclidean => euclidean_similarity(ref_, pos, neg),
+        };
+        let (loss, align, uniform) = match &self.kind {
+            Kind_::FixedInfoNce { distance, temperature } => {
+                let (p, n) = similarity(*distance)?;
+                infonce(&p.f_div_scalar(*temperature)?, &n.f_div_scalar(*temperature)?)?
+            }
+            Kind_::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
+                let s = Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)?;
+                let (p, n) = similarity(*distance)?;
+                infonce(&p.f_mul(&s)?, &n.f_mul(&s)?)?
+            }
+            Kind_::Nce { temperature, negative_weight, reduce } => {
+                let (p, n) = dot_similarity(ref_, pos, neg)?;
+                let (p, n) = (p.f_div_scalar(*temperature)?, n.f_div_scalar(*temperature)?);
+                let align = p.f_log_sigmoid()?;
+                let terms = n.f_neg()?.f_log_sigmoid()?;
+                let uniform = match reduce {
+                    Reduce::Mean => terms.f_mean_dim([1i64].as_slice(), false, None)?,
+                    Reduce::Sum => terms.f_sum_dim_intlist([1i64].as_slice(), false, None)?,
+                };
+                (align.f_add(&uniform.f_mul_scalar(*negative_weight)?)?, align, uniform)
+            }
+        };
+        Ok(CriterionOutput { loss, align, uniform })
+    }
+
+    /// The scalar that training minimises: the loss for the InfoNCE family; for NCE, minus the mean of
+    /// the per-sample output (the reference's NCE returns log-likelihood terms).
+    pub fn objective(&self, output: &CriterionOutput) -> Result<Tensor> {
+        Ok(if self.is_per_sample() { output.loss.f_mean(None)?.f_neg()? } else { output.loss.shallow_clone() })
+    }
+
+    /// Forward, then the gradients of [`Criterion::objective`] with respect to the inputs and the
+    /// learnable temperature. Pure: no `.grad` is accumulated anywhere.
+    pub fn backward(&self, ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<Gradients> {
+        let leaf = |t: &Tensor| -> Result<Tensor> { Ok(t.f_detach()?.set_requires_grad(true)) };
+        let (r, p, n) = (leaf(ref_)?, leaf(pos)?, leaf(neg)?);
+        let output = self.forward(&r, &p, &n)?;
+        let objective = self.objective(&output)?;
+        let mut inputs = vec![r.shallow_clone(), p.shallow_clone(), n.shallow_clone()];
+        if let Kind_::LearnableInfoNce { log_inverse_temperature, .. } = &self.kind {
+            inputs.push(log_inverse_temperature.shallow_clone());
+        }
+        let grads = Tensor::f_run_backward(&[&objective], &inputs, false, false)?;
+        let grad_log_inverse_temperature = match grads.get(3) {
+            Some(g) => Some(f64::try_from(g)?),
+            None => None,
+        };
+        Ok(Gradients {
+            loss: f64::try_from(&objective)?,
+            grad_ref: grads[0].shallow_clone(),
+            grad_pos: grads[1].shallow_clone(),
+            grad_neg: grads[2].shallow_clone(),
+            grad_log_inverse_temperature,
+        })
+    }
+
+    /// Trainable parameters (the learnable log inverse temperature, if any).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        match &self.kind {
+            Kind_::LearnableInfoNce { log_inverse_temperature, .. } => vec![log_inverse_temperature.shallow_clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The reference state dict: `log_inverse_temperature` (0-d) for learnable criterions, else empty.
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        self.parameters().into_iter().map(|t| ("log_inverse_temperature".to_string(), t)).collect()
+    }
+
+    /// Loads a state dict (strict, as for models).
+    pub fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
+        let expected: Vec<(String, Vec<i64>)> = self.state_dict().into_iter().map(|(k, t)| (k, t.size())).collect();
+        crate::model::check_state_dict(&expected, tensors)?;
+        if let Kind_::LearnableInfoNce { log_inverse_temperature, .. } = &mut self.kind {
+            let value = tensors[0].1.f_to_kind(Kind::Float)?;
+            tch::no_grad(|| log_inverse_temperature.f_copy_(&value))?;
+        }
+        Ok(())
+    }
+}
