@@ -14,6 +14,7 @@
 
 pub mod criterions;
 pub mod error;
+pub mod ffi;
 pub mod layers;
 pub mod model;
 pub mod offset;
