@@ -369,3 +369,46 @@ impl Criterion {
         Ok(())
     }
 }
+
+/// Metadata keys for a model saved together with its criterion.
+const META_CRITERION: &str = "cebra.criterion";
+const META_CRITERION_OPTIONS: &str = "cebra.criterion_options";
+/// State-dict prefix of the criterion's tensors in a combined file (the reference solver keeps the
+/// criterion's state under `"criterion"` beside `"model"`).
+const CRITERION_PREFIX: &str = "criterion.";
+
+impl Criterion {
+    /// Saves `model` and this criterion (its name, options and learnable temperature) in one
+    /// `.safetensors` file: model tensors under their state-dict keys, criterion tensors under
+    /// `criterion.<key>`.
+    pub fn save_with_model(&self, model: &mut dyn crate::Model, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let mut metadata = crate::weights::model_metadata(model);
+        metadata.insert(META_CRITERION.into(), self.name.clone());
+        metadata.insert(META_CRITERION_OPTIONS.into(), self.options.to_string_canonical());
+        let mut tensors = model.state_dict();
+        tensors.extend(self.state_dict().into_iter().map(|(k, t)| (format!("{CRITERION_PREFIX}{k}"), t)));
+        crate::weights::write_file(path, &tensors, metadata)
+    }
+
+    /// Reads a file written by [`Criterion::save_with_model`]: rebuilds the model and the criterion and
+    /// loads both states (strict, as for models).
+    pub fn load_with_model(path: impl AsRef<std::path::Path>) -> Result<(Box<dyn crate::Model>, Criterion)> {
+        let path = path.as_ref();
+        let file = crate::weights::read_file(path)?;
+        let name = file.metadata.get(META_CRITERION).ok_or_else(|| {
+            Error::Format(format!("'{}' has no '{META_CRITERION}' metadata: it holds no criterion", path.display()))
+        })?;
+        let options = Options::parse(file.metadata.get(META_CRITERION_OPTIONS).map(String::as_str).unwrap_or(""))?;
+        let mut criterion = Criterion::new(name, &options)?;
+        let (criterion_tensors, model_tensors): (Vec<_>, Vec<_>) =
+            file.tensors.into_iter().partition(|(k, _)| k.starts_with(CRITERION_PREFIX));
+        let criterion_tensors: Vec<(String, Tensor)> = criterion_tensors
+            .into_iter()
+            .map(|(k, t)| (k[CRITERION_PREFIX.len()..].to_string(), t))
+            .collect();
+        criterion.load_state_dict(&criterion_tensors)?;
+        let model_file = crate::weights::TensorFile { tensors: model_tensors, metadata: file.metadata };
+        let model = crate::weights::build_model(model_file, path)?;
+        Ok((model, criterion))
+    }
+}

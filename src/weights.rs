@@ -148,7 +148,11 @@ pub fn save(model: &mut dyn Model, path: impl AsRef<Path>) -> Result<()> {
 /// Builds the model a file describes (see [`save`]) and loads its weights.
 pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Model>> {
     let path = path.as_ref();
-    let file = read_file(path)?;
+    build_model(read_file(path)?, path)
+}
+
+/// Builds the model that `file`'s metadata describes and loads the file's tensors into it.
+pub(crate) fn build_model(file: TensorFile, path: &Path) -> Result<Box<dyn Model>> {
     let need = |key: &str| -> Result<&String> {
         file.metadata.get(key).ok_or_else(|| {
             format_error!("'{}' has no '{key}' metadata: it was not saved by libcebra", path.display())
