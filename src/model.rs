@@ -349,8 +349,10 @@ impl ClassifierModel for Network {
                 self.architecture.name
             )
         })?;
-        if let Ok(t) = self.output_time(input.size().last().copied().unwrap_or(0)) {
-            if input.dim() == 3 && t != 1 {
+        // The head is a Linear on the last axis: it needs the encoder to give one step per window.
+        if input.dim() == 3 {
+            let steps = self.output_time(input.size()[2])?;
+            if steps != 1 {
                 return Err(shape_mismatch!(
                     "the classifier head of '{}' needs exactly {} time steps (one output step), got {}",
                     self.architecture.name,
