@@ -6,6 +6,20 @@ use crate::error::{shape_mismatch, Result};
 use tch::Tensor;
 
 /// `nn.Conv1d(in, out, kernel, stride)` with bias, no padding.
+///
+/// ```
+/// use cebra::layers::{Conv1d, Layer};
+/// use tch::{Device, Kind, Tensor};
+/// // Parameters live in a list the layer indexes: weight at 0, bias at 1.
+/// let params = vec![
+///     Tensor::ones([2, 3, 4], (Kind::Float, Device::Cpu)),
+///     Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+/// ];
+/// let conv = Layer::Conv1d(Conv1d { weight: 0, bias: 1, in_channels: 3, out_channels: 2, kernel: 4, stride: 2 });
+/// let y = conv.forward(&params, &Tensor::ones([1, 3, 10], (Kind::Float, Device::Cpu)), false).unwrap();
+/// assert_eq!(y.size(), [1, 2, 4]); // (10 - 4) / 2 + 1 steps
+/// assert_eq!(f64::try_from(y.max()).unwrap(), 12.0); // 3 channels x 4 taps
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conv1d {
     /// Index of the `(out, in, kernel)` weight.
@@ -23,6 +37,16 @@ pub struct Conv1d {
 }
 
 /// `nn.Linear(in, out)` with bias.
+///
+/// ```
+/// use cebra::layers::{Layer, Linear};
+/// use tch::{Device, Kind, Tensor};
+/// let params = vec![Tensor::eye(3, (Kind::Float, Device::Cpu)), Tensor::ones([3], (Kind::Float, Device::Cpu))];
+/// let linear = Layer::Linear(Linear { weight: 0, bias: 1, in_features: 3, out_features: 3 });
+/// let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0]).view([1, 3]);
+/// let y = linear.forward(&params, &x, false).unwrap();
+/// assert_eq!(Vec::<f32>::try_from(y.view([-1])).unwrap(), [2.0, 3.0, 4.0]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Linear {
     /// Index of the `(out, in)` weight.
@@ -36,6 +60,21 @@ pub struct Linear {
 }
 
 /// One entry of a model's `net` (an `nn.Sequential` in the reference).
+///
+/// ```
+/// use cebra::layers::{Layer, Linear};
+/// use tch::{Device, Kind, Tensor};
+/// // One Linear(2, 2) used twice (weight sharing: both entries index the same tensors), then _Norm.
+/// let params = vec![Tensor::eye(2, (Kind::Float, Device::Cpu)) * 2.0, Tensor::zeros([2], (Kind::Float, Device::Cpu))];
+/// let shared = Linear { weight: 0, bias: 1, in_features: 2, out_features: 2 };
+/// let net = [Layer::Linear(shared), Layer::Gelu, Layer::Linear(shared), Layer::Norm];
+/// let mut x = Tensor::from_slice(&[3.0f32, 4.0]).view([1, 2]);
+/// for layer in &net {
+///     x = layer.forward(&params, &x, false).unwrap();
+/// }
+/// let v = Vec::<f32>::try_from(x.view([-1])).unwrap();
+/// assert!((v[0] - 0.6).abs() < 1e-4 && (v[1] - 0.8).abs() < 1e-4);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layer {
     /// `nn.Conv1d`.
@@ -79,12 +118,31 @@ pub enum Layer {
 }
 
 /// Output length of a strided, unpadded convolution, or `None` when the input is too short.
+///
+/// ```
+/// use cebra::layers::conv_output_len;
+/// assert_eq!(conv_output_len(10, 2, 1), Some(9));
+/// assert_eq!(conv_output_len(9, 4, 2), Some(3));
+/// assert_eq!(conv_output_len(3, 4, 2), None);
+/// ```
 pub fn conv_output_len(time: i64, kernel: i64, stride: i64) -> Option<i64> {
     (time >= kernel).then(|| (time - kernel) / stride + 1)
 }
 
 impl Layer {
     /// Applies the layer. `train` enables dropout.
+    ///
+    /// ```
+    /// use cebra::layers::{Conv1d, Layer};
+    /// use tch::{Device, Kind, Tensor};
+    /// // _Skip(Conv1d(1, 1, 3), crop=(1, 1)) around an all-zero convolution is the cropped identity.
+    /// let params = vec![Tensor::zeros([1, 1, 3], (Kind::Float, Device::Cpu)), Tensor::zeros([1], (Kind::Float, Device::Cpu))];
+    /// let conv = Conv1d { weight: 0, bias: 1, in_channels: 1, out_channels: 1, kernel: 3, stride: 1 };
+    /// let skip = Layer::Skip { inner: vec![Layer::Conv1d(conv)], crop: (1, 1) };
+    /// let x = Tensor::arange(5, (Kind::Float, Device::Cpu)).view([1, 1, 5]);
+    /// let y = skip.forward(&params, &x, false).unwrap();
+    /// assert_eq!(Vec::<f32>::try_from(y.view([-1])).unwrap(), [1.0, 2.0, 3.0]);
+    /// ```
     pub fn forward(&self, params: &[Tensor], x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(match self {
             Layer::Conv1d(c) => conv1d(params, c, x)?,
@@ -149,6 +207,15 @@ impl Layer {
 
     /// The output time length for an input time length (`None` for a 2-D, time-less tensor), or an
     /// error that says why the input does not fit. Mirrors `forward` without computing anything.
+    ///
+    /// ```
+    /// use cebra::layers::{Conv1d, Layer};
+    /// let conv = Layer::Conv1d(Conv1d { weight: 0, bias: 1, in_channels: 4, out_channels: 4, kernel: 3, stride: 1 });
+    /// assert_eq!(conv.output_time(Some(10)).unwrap(), Some(8));
+    /// assert!(conv.output_time(Some(2)).is_err()); // shorter than the kernel
+    /// assert_eq!(Layer::Squeeze.output_time(Some(1)).unwrap(), None); // time axis removed
+    /// assert!(Layer::Flatten.output_time(Some(5)).is_err()); // flattening needs one time step
+    /// ```
     pub fn output_time(&self, time: Option<i64>) -> Result<Option<i64>> {
         let conv_len = |c: &Conv1d, t: Option<i64>| -> Result<Option<i64>> {
             let t = t.ok_or_else(|| {
@@ -191,6 +258,13 @@ impl Layer {
     }
 
     /// The number of input channels (or features) the layer expects, where it constrains them.
+    ///
+    /// ```
+    /// use cebra::layers::{Layer, Linear};
+    /// let linear = Linear { weight: 0, bias: 1, in_features: 7, out_features: 3 };
+    /// assert_eq!(Layer::SkipLinear(linear).input_channels(), Some(7));
+    /// assert_eq!(Layer::Gelu.input_channels(), None);
+    /// ```
     pub fn input_channels(&self) -> Option<i64> {
         match self {
             Layer::Conv1d(c) | Layer::MeanAndConv(c) => Some(c.in_channels),

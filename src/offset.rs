@@ -2,6 +2,12 @@
 use crate::error::{invalid, Result};
 
 /// Receptive field `[i - left, i + right)` around time step `i`; `right` includes the current sample.
+///
+/// ```
+/// let o = cebra::Offset { left: 5, right: 5 };
+/// assert_eq!(o.len(), 10);
+/// assert_eq!(o.to_string(), "Offset(left = 5, right = 5, length = 10)");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Offset {
     /// Samples before the current one.
@@ -31,15 +37,28 @@ impl Offset {
                 "Invalid right bound. By convention, the right bound includes the current index. It should be at least set to 1, got 0"
             ));
         }
+        if left.checked_add(right).is_none() {
+            return Err(invalid!("Offset bounds {left} + {right} overflow a 64-bit length"));
+        }
         Ok(Offset { left, right })
     }
 
     /// `Offset(k)`: `left = right = k`.
+    ///
+    /// ```
+    /// assert_eq!(cebra::Offset::symmetric(5).unwrap(), cebra::Offset::new(5, 5).unwrap());
+    /// assert!(cebra::Offset::symmetric(0).is_err()); // the right bound must be at least 1
+    /// ```
     pub fn symmetric(k: i64) -> Result<Self> {
         Offset::new(k, k)
     }
 
     /// `left + right`: the input length that yields one output step.
+    ///
+    /// ```
+    /// // The offset1 models see the current sample only.
+    /// assert_eq!(cebra::Offset::new(0, 1).unwrap().len(), 1);
+    /// ```
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> i64 {
         self.left + self.right

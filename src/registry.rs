@@ -70,6 +70,15 @@ impl Registry {
         if entry.name.is_empty() {
             return Err(Error::InvalidArgument("a registered name must not be empty".into()));
         }
+        // A replaced entry is dropped only after the lock is released: dropping a factory can run
+        // foreign code (a C `free_user_data`) that may call back into the registry.
+        let mut replaced = None;
+        let result = self.insert_locked(entry, flags, &mut replaced);
+        drop(replaced);
+        result
+    }
+
+    fn insert_locked(&self, entry: Entry, flags: RegisterFlags, replaced: &mut Option<Entry>) -> Result<()> {
         let mut entries = self.write();
         if let Some(pos) = entries.iter().position(|e| e.name == entry.name) {
             if !flags.override_existing {
@@ -78,7 +87,7 @@ impl Registry {
                     entry.name
                 )));
             }
-            entries.remove(pos);
+            *replaced = Some(entries.remove(pos));
         }
         if !flags.deprecated && entry.base.is_none() {
             if let Some(other) = entries
@@ -137,12 +146,16 @@ impl Registry {
 
     /// Removes a name.
     pub fn unregister(&self, name: &str) -> Result<()> {
-        let mut entries = self.write();
-        let pos = entries
-            .iter()
-            .position(|e| e.name == name)
-            .ok_or_else(|| Error::UnknownName(format!("name is {name}, not found in options")))?;
-        entries.remove(pos);
+        let removed = {
+            let mut entries = self.write();
+            let pos = entries
+                .iter()
+                .position(|e| e.name == name)
+                .ok_or_else(|| Error::UnknownName(format!("name is {name}, not found in options")))?;
+            entries.remove(pos)
+        };
+        // Dropped outside the lock (see `insert`).
+        drop(removed);
         Ok(())
     }
 

@@ -14,6 +14,14 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 
 /// Metadata keys written into every saved model file.
+///
+/// ```
+/// use cebra::weights::{self, meta};
+/// let mut model = cebra::init("offset10-model", &cebra::ModelArgs::new(7, 12, 3)).unwrap();
+/// let m = weights::model_metadata(model.as_mut());
+/// assert_eq!(m[meta::ARCHITECTURE], "offset10-model");
+/// assert_eq!((m[meta::NUM_NEURONS].as_str(), m[meta::NUM_UNITS].as_str(), m[meta::NUM_OUTPUT].as_str()), ("7", "12", "3"));
+/// ```
 pub mod meta {
     /// Registered architecture name.
     pub const ARCHITECTURE: &str = "cebra.architecture";
@@ -32,6 +40,18 @@ pub mod meta {
 }
 
 /// A parsed `.safetensors` file: tensors (as float32, in file order) and metadata.
+///
+/// ```
+/// use std::collections::HashMap;
+/// let path = std::env::temp_dir().join(format!("cebra-doc-tensorfile-{}.safetensors", std::process::id()));
+/// let tensors = vec![("x".to_string(), tch::Tensor::from_slice(&[1.0f32, 2.0]))];
+/// cebra::weights::write_file(&path, &tensors, HashMap::new()).unwrap();
+/// let file: cebra::weights::TensorFile = cebra::weights::read_file(&path).unwrap();
+/// for (name, tensor) in &file.tensors {
+///     assert_eq!((name.as_str(), tensor.size()), ("x", vec![2]));
+/// }
+/// std::fs::remove_file(&path).unwrap();
+/// ```
 pub struct TensorFile {
     /// `(name, tensor)` pairs.
     pub tensors: Vec<(String, Tensor)>,
@@ -44,6 +64,19 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Reads every tensor of a `.safetensors` file as float32 (float64/float16/bfloat16 are converted).
+///
+/// ```
+/// use cebra::weights::{read_file, write_file};
+/// use std::collections::HashMap;
+/// let path = std::env::temp_dir().join(format!("cebra-doc-read-{}.safetensors", std::process::id()));
+/// let t = tch::Tensor::from_slice(&[1.0f64, 2.0]); // written as float32
+/// write_file(&path, &[("x".to_string(), t)], HashMap::from([("note".to_string(), "hi".to_string())])).unwrap();
+/// let file = read_file(&path).unwrap();
+/// assert_eq!(file.tensors[0].1.kind(), tch::Kind::Float);
+/// assert_eq!(file.metadata["note"], "hi");
+/// std::fs::remove_file(&path).unwrap();
+/// assert!(matches!(read_file(&path), Err(cebra::Error::Io(_))));
+/// ```
 pub fn read_file(path: impl AsRef<Path>) -> Result<TensorFile> {
     let path = path.as_ref();
     let bytes = read_bytes(path)?;
@@ -54,6 +87,17 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<TensorFile> {
 }
 
 /// Parses `.safetensors` bytes (see [`read_file`]).
+///
+/// ```
+/// use std::collections::HashMap;
+/// assert!(matches!(cebra::weights::parse(b"not a safetensors file"), Err(cebra::Error::Format(_))));
+/// let path = std::env::temp_dir().join(format!("cebra-doc-parse-{}.safetensors", std::process::id()));
+/// let tensors = vec![("w".to_string(), tch::Tensor::ones([2, 3], (tch::Kind::Float, tch::Device::Cpu)))];
+/// cebra::weights::write_file(&path, &tensors, HashMap::new()).unwrap();
+/// let bytes = std::fs::read(&path).unwrap();
+/// std::fs::remove_file(&path).unwrap();
+/// assert_eq!(cebra::weights::parse(&bytes).unwrap().tensors[0].1.size(), [2, 3]);
+/// ```
 pub fn parse(bytes: &[u8]) -> Result<TensorFile> {
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| format_error!("not a valid safetensors file ({e})"))?;
@@ -78,6 +122,22 @@ pub fn parse(bytes: &[u8]) -> Result<TensorFile> {
 
 /// Loads weights into `model` (strict: missing, extra or mis-shaped tensors are errors naming the
 /// tensor; on error the model is unchanged).
+///
+/// ```
+/// use cebra::{init, weights, ModelArgs};
+/// let path = std::env::temp_dir().join(format!("cebra-doc-load-{}.safetensors", std::process::id()));
+/// let mut a = init("offset1-model", &ModelArgs::new(7, 12, 3)).unwrap();
+/// weights::save(a.as_mut(), &path).unwrap();
+/// let mut b = init("offset1-model", &ModelArgs::new(7, 12, 3)).unwrap();
+/// weights::load(b.as_mut(), &path).unwrap();
+/// let x = tch::Tensor::randn([2, 7, 1], (tch::Kind::Float, tch::Device::Cpu));
+/// assert!(a.forward(&x).unwrap().equal(&b.forward(&x).unwrap()));
+/// // Strict: weights of another size are refused, and the error names the tensor.
+/// let mut c = init("offset1-model", &ModelArgs::new(7, 16, 3)).unwrap();
+/// let err = weights::load(c.as_mut(), &path).unwrap_err();
+/// assert!(err.to_string().contains("'net.1.weight'"), "{err}");
+/// std::fs::remove_file(&path).unwrap();
+/// ```
 pub fn load(model: &mut dyn Model, path: impl AsRef<Path>) -> Result<()> {
     let file = read_file(path.as_ref())?;
     model.load_state_dict(&file.tensors).map_err(|e| match e {
@@ -87,6 +147,14 @@ pub fn load(model: &mut dyn Model, path: impl AsRef<Path>) -> Result<()> {
 }
 
 /// The metadata [`save`] writes for `model`.
+///
+/// ```
+/// let mut model = cebra::init("supervised1-model", &cebra::ModelArgs::new(7, 12, 3)).unwrap();
+/// model.as_classifier().unwrap().set_output_num(4, false).unwrap();
+/// let m = cebra::weights::model_metadata(model.as_mut());
+/// assert_eq!(m[cebra::weights::meta::LABEL_NUM], "4");
+/// assert_eq!(m["format"], "pt"); // what safetensors.torch expects
+/// ```
 pub fn model_metadata(model: &mut dyn Model) -> HashMap<String, String> {
     let arch = model.architecture().clone();
     let mut m = HashMap::new();
@@ -105,6 +173,19 @@ pub fn model_metadata(model: &mut dyn Model) -> HashMap<String, String> {
 
 /// Writes `tensors` with `metadata` to `path`, through a temporary file renamed into place so that a
 /// failed write never leaves a truncated file behind.
+///
+/// ```
+/// use std::collections::HashMap;
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("cebra-doc-write-{}.safetensors", std::process::id()));
+/// let tensors = vec![("a".to_string(), tch::Tensor::zeros([4], (tch::Kind::Float, tch::Device::Cpu)))];
+/// cebra::weights::write_file(&path, &tensors, HashMap::new()).unwrap();
+/// assert!(path.exists());
+/// std::fs::remove_file(&path).unwrap();
+/// // A missing directory is an I/O error.
+/// let bad = dir.join("cebra-no-such-dir").join("x.safetensors");
+/// assert!(matches!(cebra::weights::write_file(&bad, &tensors, HashMap::new()), Err(cebra::Error::Io(_))));
+/// ```
 pub fn write_file(path: impl AsRef<Path>, tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Result<()> {
     let path = path.as_ref();
     let mut buffers: Vec<(String, Vec<i64>, Vec<u8>)> = Vec::new();
@@ -140,12 +221,35 @@ pub fn write_file(path: impl AsRef<Path>, tensors: &[(String, Tensor)], metadata
 
 /// Saves the model's weights under the reference `state_dict` keys (every key of a shared tensor gets
 /// its own copy, as `safetensors.torch.save_file` requires), plus the architecture metadata.
+///
+/// ```
+/// use cebra::{init, weights, ModelArgs};
+/// let path = std::env::temp_dir().join(format!("cebra-doc-save-{}.safetensors", std::process::id()));
+/// let mut model = init("offset1-model-mse-v2-2layers", &ModelArgs::new(7, 12, 3)).unwrap();
+/// weights::save(model.as_mut(), &path).unwrap();
+/// // The shared Linear(U, U) is stored under both of its keys, net.3 and net.5.
+/// let file = weights::read_file(&path).unwrap();
+/// let get = |k: &str| &file.tensors.iter().find(|(n, _)| n == k).unwrap().1;
+/// assert!(get("net.3.weight").equal(get("net.5.weight")));
+/// std::fs::remove_file(&path).unwrap();
+/// ```
 pub fn save(model: &mut dyn Model, path: impl AsRef<Path>) -> Result<()> {
     let metadata = model_metadata(model);
     write_file(path, &model.state_dict(), metadata)
 }
 
 /// Builds the model a file describes (see [`save`]) and loads its weights.
+///
+/// ```
+/// use cebra::{init, weights, ModelArgs, Options};
+/// let path = std::env::temp_dir().join(format!("cebra-doc-load-model-{}.safetensors", std::process::id()));
+/// let args = ModelArgs::new(7, 12, 3).with_options(Options::parse("normalize=false").unwrap());
+/// let mut model = init("offset10-model", &args).unwrap();
+/// weights::save(model.as_mut(), &path).unwrap();
+/// let loaded = weights::load_model(&path).unwrap();
+/// assert_eq!(loaded.architecture(), model.architecture()); // name, sizes and options
+/// std::fs::remove_file(&path).unwrap();
+/// ```
 pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Model>> {
     let path = path.as_ref();
     build_model(read_file(path)?, path)

@@ -219,6 +219,9 @@ enum UnitsCheck {
     None,
 }
 
+/// Largest accepted `num_neurons`, `num_units` or `num_output`.
+const MAX_DIMENSION: i64 = 1 << 31;
+
 /// Common constructor prologue: option keys, the reference's dimension checks, and the contract's
 /// `num_* >= 1` rule.
 fn check_args(name: &str, args: &ModelArgs, allowed: &[&str], units: UnitsCheck) -> Result<()> {
@@ -238,6 +241,12 @@ fn check_args(name: &str, args: &ModelArgs, allowed: &[&str], units: UnitsCheck)
     }
     if args.num_output < 1 {
         return Err(invalid!("Output dimension needs to be at least 1, but got {}.", args.num_output));
+    }
+    // Layer sizes are products of these (30·O, N·k, …): keep them far from 64-bit overflow.
+    for (value, what) in [(args.num_neurons, "num_neurons"), (u, "num_units"), (args.num_output, "num_output")] {
+        if value > MAX_DIMENSION {
+            return Err(invalid!("{what} = {value} is too large (at most {MAX_DIMENSION})"));
+        }
     }
     if u < 1 {
         return Err(invalid!("num_units must be at least 1, got {u}"));
@@ -410,11 +419,13 @@ fn mlp_shared(name: &str, args: &ModelArgs, resnet: bool) -> Result<Box<dyn Mode
     };
     let (n, u, o) = (args.num_neurons, args.num_units, args.num_output);
     let mut b = NetBuilder::new();
+    // The reference builds the shared `intermediate_layers` list before the `layers` list, so the
+    // shared Linear(U, U) draws its initial values first (parameters stay in creation order).
+    let shared = b.factory().linear(u, u)?;
     b.flatten();
     if resnet {
         b.skip_linear(n, u)?;
         b.gelu();
-        let shared = b.factory().linear(u, u)?;
         for _ in 0..layers {
             b.push_skip_linear(shared).gelu();
         }
@@ -422,7 +433,6 @@ fn mlp_shared(name: &str, args: &ModelArgs, resnet: bool) -> Result<Box<dyn Mode
         b.gelu().linear(u / 2, o)?;
     } else {
         b.linear(n, u)?.gelu();
-        let shared = b.factory().linear(u, u)?;
         for _ in 0..layers {
             b.push_linear(shared).gelu();
         }

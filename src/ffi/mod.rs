@@ -5,7 +5,7 @@
 //! `cebra_last_error`.
 #![allow(clippy::missing_safety_doc)]
 use crate::error::Error;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -107,6 +107,23 @@ pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// Whether this thread is inside an exported function: panics there are reported as statuses,
+    /// so the default hook's print to stderr is suppressed.
+    static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that stays quiet inside the boundary and defers to the previous
+/// hook everywhere else, so Rust users of the rlib keep their own behaviour.
+fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_BOUNDARY.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn set_last_error(message: &str) {
@@ -117,7 +134,12 @@ fn set_last_error(message: &str) {
 /// Runs `body` as the body of an exported function: success clears the thread's last error; an error
 /// or a caught panic becomes a status with its message kept for `cebra_last_error`.
 pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> CebraStatus {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    install_quiet_panic_hook();
+    // Saved and restored: a C callback running inside one exported function may call another.
+    let outer = IN_BOUNDARY.with(|f| f.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(body));
+    IN_BOUNDARY.with(|f| f.set(outer));
+    match result {
         Ok(Ok(())) => {
             set_last_error("");
             CEBRA_STATUS_OK
@@ -144,7 +166,10 @@ pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> CebraStatus {
 
 /// Runs a function that cannot report failure (the `*_free` functions): a panic is swallowed.
 pub(crate) fn infallible(body: impl FnOnce()) {
+    install_quiet_panic_hook();
+    let outer = IN_BOUNDARY.with(|f| f.replace(true));
     let _ = catch_unwind(AssertUnwindSafe(body));
+    IN_BOUNDARY.with(|f| f.set(outer));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,6 +190,16 @@ pub(crate) fn c_str<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<&'a
     unsafe { CStr::from_ptr(ptr) }
         .to_str()
         .map_err(|_| Error::InvalidArgument(format!("'{name}' is not valid UTF-8")).into())
+}
+
+/// A file path: any bytes but NUL, as Linux allows (not necessarily UTF-8).
+pub(crate) fn c_path<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<&'a std::path::Path> {
+    use std::os::unix::ffi::OsStrExt;
+    if ptr.is_null() {
+        return Err(FfiError::NullPointer(name));
+    }
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    Ok(std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)))
 }
 
 pub(crate) fn optional_c_str<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<Option<&'a str>> {

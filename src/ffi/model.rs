@@ -60,7 +60,7 @@ pub unsafe extern "C" fn cebra_model_init(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cebra_model_load_file(path: *const c_char, out: *mut *mut CebraModel) -> CebraStatus {
     boundary(|| {
-        let path = c_str(path, "path")?;
+        let path = c_path(path, "path")?;
         non_null_mut(out, "out")?;
         let model = crate::weights::load_model(path)?;
         write_out(out, Box::into_raw(Box::new(CebraModel::new(model))), "out")
@@ -185,7 +185,7 @@ pub unsafe extern "C" fn cebra_model_forward(
 pub unsafe extern "C" fn cebra_model_load(model: *mut CebraModel, path: *const c_char) -> CebraStatus {
     boundary(|| {
         let handle = model_ref(model)?;
-        let path = c_str(path, "path")?;
+        let path = c_path(path, "path")?;
         let mut guard = handle.lock();
         crate::weights::load(guard.as_mut(), path)?;
         Ok(())
@@ -198,7 +198,7 @@ pub unsafe extern "C" fn cebra_model_load(model: *mut CebraModel, path: *const c
 pub unsafe extern "C" fn cebra_model_save(model: *const CebraModel, path: *const c_char) -> CebraStatus {
     boundary(|| {
         let handle = model_ref(model)?;
-        let path = c_str(path, "path")?;
+        let path = c_path(path, "path")?;
         let mut guard = handle.lock();
         crate::weights::save(guard.as_mut(), path)?;
         Ok(())

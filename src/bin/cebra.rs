@@ -1,0 +1,338 @@
+//! `cebra`: a command-line front end over the libcebra Rust API (registry, models, weights, criterions).
+//!
+//! ```text
+//! cebra list [PATTERN] [--limit N] [--no-expand]   registered model names
+//! cebra criterions [PATTERN]                       criterion names
+//! cebra info NAME [--neurons N --units U --output O --options "k=v;..."]
+//! cebra demo                                       registry + embedding of a synthetic recording
+//! cebra embed [--model NAME --num-units U --num-output O] --weights FILE --input IN --output OUT
+//! ```
+use cebra::{Model, ModelArgs, Options};
+use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Parser)]
+#[command(name = "cebra", version, about = "libcebra: CEBRA models on libtorch, from the command line")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List registered model names, in registration order.
+    List {
+        /// Glob pattern (`*`, `?`, `[seq]`), matched against the whole name.
+        pattern: Option<String>,
+        /// At most N names (Python slice semantics: a negative N drops names from the end).
+        #[arg(long, allow_negative_numbers = true)]
+        limit: Option<isize>,
+        /// List each parametrized family once, by its first expansion.
+        #[arg(long)]
+        no_expand: bool,
+    },
+    /// List criterion names.
+    Criterions {
+        /// Glob pattern.
+        pattern: Option<String>,
+    },
+    /// Describe a model: receptive field, sizes, parameter counts and state-dict keys.
+    Info {
+        /// Registered model name.
+        name: String,
+        #[command(flatten)]
+        dims: Dims,
+    },
+    /// List the registry and embed a short synthetic recording with a fresh `offset10-model`.
+    Demo {
+        /// Input channels of the synthetic recording.
+        #[arg(long, default_value_t = 120)]
+        neurons: i64,
+        /// Time steps of the synthetic recording.
+        #[arg(long, default_value_t = 2000)]
+        time: i64,
+        /// Calls used to measure the single-window latency.
+        #[arg(long, default_value_t = 300)]
+        calls: usize,
+    },
+    /// Embed a recording stored in a `.safetensors` file.
+    ///
+    /// The input tensor `data` has shape (time, neurons); the output file gets `embedding` of shape
+    /// (out_time, output), one row per full receptive field (no padding): out_time = time - L + 1 for
+    /// a receptive field of L steps (fewer for resampling models).
+    Embed {
+        /// Architecture name. Without it, the model is rebuilt from the weights file's metadata
+        /// (files written by libcebra).
+        #[arg(long, requires_all = ["num_units", "num_output"])]
+        model: Option<String>,
+        /// num_units (with --model; num_neurons is the input's column count).
+        #[arg(long, requires = "model")]
+        num_units: Option<i64>,
+        /// num_output (with --model).
+        #[arg(long, requires = "model")]
+        num_output: Option<i64>,
+        /// Model options `"key=value;..."` (with --model).
+        #[arg(long, default_value = "", requires = "model")]
+        options: String,
+        /// Weights (`.safetensors` with the reference state_dict keys).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Input `.safetensors` file holding `data` (time, neurons).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output `.safetensors` file; receives `embedding` (out_time, output).
+        #[arg(long = "output")]
+        output_file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct Dims {
+    /// num_neurons.
+    #[arg(long, default_value_t = 10)]
+    neurons: i64,
+    /// num_units.
+    #[arg(long, default_value_t = 32)]
+    units: i64,
+    /// num_output.
+    #[arg(long, default_value_t = 8)]
+    output: i64,
+    /// Extra keyword arguments, `"key=value;key=value"`.
+    #[arg(long, default_value = "")]
+    options: String,
+}
+
+type CliResult<T = ()> = Result<T, String>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List { pattern, limit, no_expand } => list(pattern.as_deref(), limit, !no_expand),
+        Command::Criterions { pattern } => {
+            cebra::criterions::get_options(pattern.as_deref(), None).iter().for_each(|n| println!("{n}"));
+            Ok(())
+        }
+        Command::Info { name, dims } => info(&name, &dims),
+        Command::Demo { neurons, time, calls } => demo(neurons, time, calls),
+        Command::Embed { model, num_units, num_output, options, weights, input, output_file } => {
+            embed(model.as_deref(), num_units, num_output, &options, &weights, &input, &output_file)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cebra: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn list(pattern: Option<&str>, limit: Option<isize>, expand: bool) -> CliResult {
+    for name in cebra::get_options(pattern, limit, expand) {
+        println!("{name}");
+    }
+    Ok(())
+}
+
+fn info(name: &str, dims: &Dims) -> CliResult {
+    let options = Options::parse(&dims.options).map_err(err)?;
+    let args = ModelArgs::new(dims.neurons, dims.units, dims.output).with_options(options);
+    let model = cebra::init(name, &args).map_err(err)?;
+    let offset = model.offset();
+    let (total, trainable) = model.num_parameters();
+    println!("model:            {name}");
+    println!("num_input:        {}", model.num_input());
+    println!("num_output:       {}", model.num_output());
+    println!("offset:           left {}, right {} (receptive field {})", offset.left, offset.right, offset.len());
+    println!("resample factor:  {}", model.resample_factor());
+    println!("convolutional:    {}", model.is_convolutional());
+    println!("parameters:       {total} total, {trainable} trainable");
+    println!("state dict:");
+    let shapes = model.state_dict_shapes();
+    let width = shapes.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, shape) in shapes {
+        println!("  {key:width$}  {shape:?}");
+    }
+    Ok(())
+}
+
+/// A deterministic synthetic recording (neurons, time): each channel a sum of two slow sinusoids with
+/// its own frequencies and phases, plus small noise from a fixed linear congruential generator.
+fn synthetic_recording(neurons: i64, time: i64) -> Tensor {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut noise = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    };
+    let mut data = Vec::with_capacity((neurons * time) as usize);
+    for n in 0..neurons {
+        let f1 = 0.002 + 0.0005 * (n % 7) as f32;
+        let f2 = 0.011 + 0.0013 * (n % 5) as f32;
+        let phase = 0.37 * n as f32;
+        for t in 0..time {
+            let t = t as f32;
+            let v = (std::f32::consts::TAU * f1 * t + phase).sin() + 0.5 * (std::f32::consts::TAU * f2 * t).cos();
+            data.push(v + 0.1 * noise());
+        }
+    }
+    Tensor::from_slice(&data).view([neurons, time])
+}
+
+fn micros(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e6
+}
+
+fn demo(neurons: i64, time: i64, calls: usize) -> CliResult {
+    let (units, output) = (32, 8);
+    let all = cebra::get_options(None, None, true);
+    let families = cebra::get_options(None, None, false);
+    println!("libcebra {} on libtorch (CPU, {} threads)", env!("CARGO_PKG_VERSION"), tch::get_num_threads());
+    println!();
+    println!("Registry: {} model names; {} when each parametrized family is listed once:", all.len(), families.len());
+    let width = families.iter().map(String::len).max().unwrap_or(0);
+    for row in families.chunks(3) {
+        let cells: Vec<String> = row.iter().map(|n| format!("{n:width$}")).collect();
+        println!("  {}", cells.join("  ").trim_end());
+    }
+    println!("Criterions: {}", cebra::criterions::get_options(None, None).join(", "));
+    println!();
+
+    cebra::manual_seed(0);
+    let model = cebra::init("offset10-model", &ModelArgs::new(neurons, units, output)).map_err(err)?;
+    let (total, _) = model.num_parameters();
+    let offset = model.offset();
+    println!(
+        "Model: offset10-model, freshly initialised (seed 0): {neurons} neurons -> {units} units -> {output} outputs, \
+         {total} parameters, receptive field {} steps",
+        offset.len()
+    );
+    let recording = synthetic_recording(neurons, time);
+    println!("Recording: synthetic, {time} time steps x {neurons} neurons (sinusoids + noise)");
+
+    // Whole recording in one forward: (1, neurons, time) -> (1, output, time - L + 1).
+    let input = recording.unsqueeze(0);
+    let embedding = model.forward(&input).map_err(err)?; // warm-up, also the result shown
+    let runs = 5;
+    let mut best = f64::INFINITY;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let _ = model.forward(&input).map_err(err)?;
+        best = best.min(micros(start));
+    }
+    let out_time = embedding.size()[2];
+    println!(
+        "Embed:  input {:?} -> embedding {:?}: {:.2} ms ({:.2} us per time step; best of {runs})",
+        input.size(),
+        embedding.size(),
+        best / 1e3,
+        best / out_time as f64
+    );
+    let first: Vec<f32> = Vec::<f32>::try_from(embedding.select(2, 0).view([-1])).map_err(err)?;
+    let norm = first.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let shown: Vec<String> = first.iter().map(|v| format!("{v:+.4}")).collect();
+    println!("        first embedding row [{}] (norm {norm:.4})", shown.join(", "));
+
+    // One receptive-field window per call: (1, neurons, L) -> (1, output).
+    let window = input.narrow(2, 0, offset.len()).contiguous();
+    let single = model.forward(&window).map_err(err)?;
+    let mut latencies = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let start = Instant::now();
+        let _ = model.forward(&window).map_err(err)?;
+        latencies.push(micros(start));
+    }
+    latencies.sort_by(f64::total_cmp);
+    if !latencies.is_empty() {
+        let mean = latencies.iter().sum::<f64>() / latencies.len() as f64;
+        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "Window: input {:?} -> {:?}: {mean:.1} us mean, {:.1} us median, {:.1} us p99 over {calls} calls",
+            window.size(),
+            single.size(),
+            pct(0.5),
+            pct(0.99)
+        );
+    }
+    Ok(())
+}
+
+/// Embeds `(time, neurons)` data: one forward over the whole sequence when the model takes it,
+/// otherwise a batch of all receptive-field windows. Returns `(out_time, output)`.
+fn embed_data(model: &dyn Model, data: &Tensor) -> CliResult<Tensor> {
+    let size = data.size();
+    if size.len() != 2 {
+        return Err(format!("'data' must be a 2-D (time, neurons) tensor, got shape {size:?}"));
+    }
+    let (time, neurons) = (size[0], size[1]);
+    if neurons != model.num_input() {
+        return Err(format!("'data' has {neurons} neurons (columns), the model takes {}", model.num_input()));
+    }
+    let sequence = data.transpose(0, 1).unsqueeze(0).contiguous(); // (1, neurons, time)
+    if let Ok(out) = model.forward(&sequence) {
+        return Ok(match out.dim() {
+            3 => out.squeeze_dim(0).transpose(0, 1).contiguous(),
+            _ => out.view([1, -1]),
+        });
+    }
+    // Models that take one window at a time (e.g. the MLP offset1 models).
+    let len = model.offset().len();
+    if time < len {
+        return Err(format!("'data' has {time} time steps, the model needs at least {len}"));
+    }
+    let windows = sequence.squeeze_dim(0).unfold(1, len, 1).permute([1, 0, 2]).contiguous(); // (T-L+1, N, L)
+    let out = model.forward(&windows).map_err(err)?;
+    Ok(out.view([windows.size()[0], -1]))
+}
+
+fn embed(
+    name: Option<&str>,
+    units: Option<i64>,
+    output: Option<i64>,
+    options: &str,
+    weights: &std::path::Path,
+    input: &std::path::Path,
+    output_file: &std::path::Path,
+) -> CliResult {
+    let file = cebra::weights::read_file(input).map_err(err)?;
+    let data = file
+        .tensors
+        .iter()
+        .find(|(k, _)| k == "data")
+        .map(|(_, t)| t.to_kind(Kind::Float).to_device(Device::Cpu))
+        .ok_or_else(|| format!("'{}' has no tensor named 'data'", input.display()))?;
+    let model = match name {
+        Some(name) => {
+            let neurons = data.size().get(1).copied().unwrap_or(0);
+            let options = Options::parse(options).map_err(err)?;
+            let args = ModelArgs::new(neurons, units.unwrap_or(0), output.unwrap_or(0)).with_options(options);
+            let mut model = cebra::init(name, &args).map_err(err)?;
+            cebra::weights::load(model.as_mut(), weights).map_err(err)?;
+            model
+        }
+        None => cebra::weights::load_model(weights).map_err(err)?,
+    };
+    let start = Instant::now();
+    let embedding = embed_data(model.as_ref(), &data)?;
+    let elapsed = start.elapsed();
+    let mut metadata = HashMap::new();
+    metadata.insert("cebra.architecture".to_string(), model.architecture().name.clone());
+    cebra::weights::write_file(output_file, &[("embedding".to_string(), embedding.shallow_clone())], metadata)
+        .map_err(err)?;
+    println!(
+        "{}: data {:?} -> embedding {:?} in {:.2} ms, written to {}",
+        model.architecture().name,
+        data.size(),
+        embedding.size(),
+        elapsed.as_secs_f64() * 1e3,
+        output_file.display()
+    );
+    Ok(())
+}
