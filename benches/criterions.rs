@@ -28,9 +28,10 @@ fn list<T: std::str::FromStr + Clone>(var: &str, default: &[T]) -> Vec<T> {
 fn main() {
     let threads = common::set_threads();
     let rule = common::Rule::from_env();
+    let smoke = common::smoke_run();
     let kinds: Vec<String> = list("CEBRA_BENCH_KINDS", &KINDS.map(String::from));
-    let ns: Vec<i64> = list("CEBRA_BENCH_N", &[512, 2048, 8192]);
-    let ds: Vec<i64> = list("CEBRA_BENCH_D", &[3, 8, 32]);
+    let ns: Vec<i64> = if smoke { vec![64] } else { list("CEBRA_BENCH_N", &[512, 2048, 8192]) };
+    let ds: Vec<i64> = if smoke { vec![3] } else { list("CEBRA_BENCH_D", &[3, 8, 32]) };
     println!(
         "criterions: libtorch threads = {threads}, budget {} ms per measurement, min runs {}",
         rule.budget_ms, rule.min_runs
