@@ -27,7 +27,8 @@ fn main() {
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");
     match cbindgen::Builder::new()
-        .with_crate(&crate_dir)
+        // Only the C layer: the core's public items are not part of the C API.
+        .with_src(crate_dir.join("src/ffi/mod.rs"))
         .with_config(config)
         .generate()
     {
