@@ -23,6 +23,9 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     }
 
+    // A SONAME, so programs record the library's name rather than the path they were linked with.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcebra.so");
+
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");

@@ -243,6 +243,9 @@ fn demo(neurons: i64, time: i64, calls: usize) -> CliResult {
     // One receptive-field window per call: (1, neurons, L) -> (1, output).
     let window = input.narrow(2, 0, offset.len()).contiguous();
     let single = model.forward(&window).map_err(err)?;
+    for _ in 0..20 {
+        let _ = model.forward(&window).map_err(err)?; // warm-up
+    }
     let mut latencies = Vec::with_capacity(calls);
     for _ in 0..calls {
         let start = Instant::now();
