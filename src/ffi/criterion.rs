@@ -40,7 +40,7 @@ pub unsafe extern "C" fn cebra_criterion_get_options(
 ) -> CebraStatus {
     boundary(|| {
         let pattern = optional_c_str(pattern, "pattern")?;
-        let limit = (limit > 0).then(|| limit.min(isize::MAX as usize) as isize);
+        let limit = listing_limit(limit);
         write_name_list(&criterions::get_options(pattern, limit), buf, buf_len, needed)
     })
 }

@@ -262,6 +262,11 @@ pub(crate) fn write_tensor(tensor: &tch::Tensor, out: *mut f32, name: &'static s
     Ok(())
 }
 
+/// The C listing functions' `limit` (0 = no limit) as the core's Python-style limit.
+pub(crate) fn listing_limit(limit: usize) -> Option<isize> {
+    (limit > 0).then(|| limit.min(isize::MAX as usize) as isize)
+}
+
 /// Writes a `'\n'`-joined, NUL-terminated list into `buf`, with the size query semantics of
 /// `cebra_get_options`.
 pub(crate) fn write_name_list(names: &[String], buf: *mut c_char, buf_len: usize, needed: *mut usize) -> FfiResult {

@@ -17,7 +17,7 @@ pub unsafe extern "C" fn cebra_get_options(
 ) -> CebraStatus {
     boundary(|| {
         let pattern = optional_c_str(pattern, "pattern")?;
-        let limit = (limit > 0).then(|| limit.min(isize::MAX as usize) as isize);
+        let limit = listing_limit(limit);
         let names = crate::registry::get_options(pattern, limit, expand_parametrized != 0);
         write_name_list(&names, buf, buf_len, needed)
     })
