@@ -16,6 +16,9 @@ pub struct Options {
 }
 
 impl Options {
+    /// The most options [`Options::parse`] accepts in one string.
+    pub const MAX_ENTRIES: usize = 256;
+
     /// No options.
     ///
     /// ```
@@ -26,12 +29,16 @@ impl Options {
     }
 
     /// Parses `"key=value;key=value"`; whitespace around keys and values is ignored, empty segments are
-    /// skipped. A segment without `=`, an empty key or a key given twice is an error naming it.
+    /// skipped. A segment without `=`, an empty key or a key given twice is an error naming it, and so
+    /// is a string with more than [`Options::MAX_ENTRIES`] options (lookups are linear, so this keeps
+    /// parsing and every consumer linear in the length of the text).
     ///
     /// ```
     /// let o = cebra::Options::parse(" normalize = false ; dropout=0.2").unwrap();
     /// assert_eq!(o.get("normalize"), Some("false"));
     /// assert!(cebra::Options::parse("a=1;a=2").is_err());
+    /// let many: String = (0..=cebra::Options::MAX_ENTRIES).map(|i| format!("k{i}=1;")).collect();
+    /// assert!(cebra::Options::parse(&many).is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Self> {
         let mut options = Options::new();
@@ -52,6 +59,9 @@ impl Options {
             }
             if options.get(key).is_some() {
                 return Err(invalid!("option '{key}' is given twice"));
+            }
+            if options.entries.len() == Self::MAX_ENTRIES {
+                return Err(invalid!("too many options (at most {})", Self::MAX_ENTRIES));
             }
             options.entries.push((key.to_string(), value.to_string()));
         }

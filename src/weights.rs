@@ -270,17 +270,26 @@ pub(crate) fn build_model(file: TensorFile, path: &Path) -> Result<Box<dyn Model
         .map_err(|e| format_error!("'{}': metadata '{}': {e}", path.display(), meta::OPTIONS))?;
     let args = ModelArgs::new(int(meta::NUM_NEURONS)?, int(meta::NUM_UNITS)?, int(meta::NUM_OUTPUT)?)
         .with_options(options);
-    let mut model = crate::registry::init(&name, &args)
-        .map_err(|e| format_error!("'{}' describes a model that cannot be built: {e}", path.display()))?;
-    if let Some(label_num) = file.metadata.get(meta::LABEL_NUM) {
-        let label_num: i64 = label_num
-            .parse()
-            .map_err(|_| format_error!("'{}': metadata '{}' is not an integer", path.display(), meta::LABEL_NUM))?;
-        let classifier = model
-            .as_classifier()
-            .ok_or_else(|| format_error!("'{}': '{name}' has no classifier head", path.display()))?;
-        classifier.set_output_num(label_num, true)?;
-    }
+    let label_num = match file.metadata.get(meta::LABEL_NUM) {
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            format_error!("'{}': metadata '{}' is not an integer", path.display(), meta::LABEL_NUM)
+        })?),
+        None => None,
+    };
+    // The model must fit in the file's tensors: building it under that budget stops a file whose
+    // metadata claims huge sizes from allocating before the tensor check would reject it.
+    let budget = file.tensors.iter().map(|(_, t)| t.numel() as i64).sum();
+    let mut model = crate::zoo::with_param_budget(budget, || {
+        let mut model = crate::registry::init(&name, &args)?;
+        if let Some(label_num) = label_num {
+            let classifier = model
+                .as_classifier()
+                .ok_or_else(|| format_error!("'{name}' has no classifier head"))?;
+            classifier.set_output_num(label_num, true)?;
+        }
+        Ok(model)
+    })
+    .map_err(|e| format_error!("'{}' describes a model that cannot be built: {e}", path.display()))?;
     model.load_state_dict(&file.tensors).map_err(|e| match e {
         Error::Format(m) => Error::Format(format!("'{}': {m}", path.display())),
         other => other,

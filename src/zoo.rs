@@ -6,6 +6,7 @@ use crate::model::{Architecture, Model, ModelArgs, Network};
 use crate::offset::Offset;
 use crate::options::Options;
 use crate::registry::{ModelFactory, Registry};
+use std::cell::Cell;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
@@ -13,6 +14,34 @@ use tch::{Device, Kind, Tensor};
 /// in creation order (weight, then bias), so `manual_seed` gives PyTorch's very numbers.
 pub(crate) struct ParamFactory<'a> {
     params: &'a mut Vec<Tensor>,
+}
+
+thread_local! {
+    /// Elements that models built on this thread may still allocate; `None` = no limit.
+    static PARAM_BUDGET: Cell<Option<i64>> = const { Cell::new(None) };
+}
+
+/// Runs `build` with at most `elements` parameter elements allowed for the models it creates, so that a
+/// description read from a file (its metadata) cannot make us allocate more than the file could fill.
+pub(crate) fn with_param_budget<T>(elements: i64, build: impl FnOnce() -> Result<T>) -> Result<T> {
+    let outer = PARAM_BUDGET.with(|b| b.replace(Some(elements)));
+    let result = build();
+    PARAM_BUDGET.with(|b| b.set(outer));
+    result
+}
+
+fn take_from_budget(shape: &[i64]) -> Result<()> {
+    let numel = shape.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d)).unwrap_or(i64::MAX);
+    PARAM_BUDGET.with(|b| match b.get() {
+        Some(left) if numel > left => Err(crate::error::Error::Format(format!(
+            "the described model needs more parameters than the file holds (a tensor of shape {shape:?})"
+        ))),
+        Some(left) => {
+            b.set(Some(left - numel));
+            Ok(())
+        }
+        None => Ok(()),
+    })
 }
 
 impl<'a> ParamFactory<'a> {
@@ -25,6 +54,7 @@ impl<'a> ParamFactory<'a> {
     fn weight_and_bias(&mut self, weight_shape: &[i64], out: i64, fan_in: i64) -> Result<(usize, usize)> {
         let bound = if fan_in > 0 { 1.0 / (fan_in as f64).sqrt() } else { 0.0 };
         let mut make = |shape: &[i64]| -> Result<usize> {
+            take_from_budget(shape)?;
             let mut t = Tensor::f_empty(shape, (Kind::Float, Device::Cpu))?;
             // PyTorch skips the draw for zero-element weights; uniform_ on them draws nothing either.
             let t = tch::no_grad(|| t.f_uniform_(-bound, bound))?;
@@ -222,6 +252,9 @@ enum UnitsCheck {
 /// Largest accepted `num_neurons`, `num_units` or `num_output`.
 const MAX_DIMENSION: i64 = 1 << 31;
 
+/// Largest accepted `n_intermediate_layers` (the reference registers 1 to 10).
+const MAX_INTERMEDIATE_LAYERS: i64 = 1000;
+
 /// Common constructor prologue: option keys, the reference's dimension checks, and the contract's
 /// `num_* >= 1` rule.
 fn check_args(name: &str, args: &ModelArgs, allowed: &[&str], units: UnitsCheck) -> Result<()> {
@@ -409,8 +442,10 @@ fn mlp_shared(name: &str, args: &ModelArgs, resnet: bool) -> Result<Box<dyn Mode
     check_args(name, args, &["normalize", "n_intermediate_layers", "tanh"], UnitsCheck::AtLeast2)?;
     let normalize = args.options.bool_or("normalize", false)?;
     let layers = args.options.i64_or("n_intermediate_layers", 1)?;
-    if layers < 1 {
-        return Err(invalid!("option 'n_intermediate_layers' must be at least 1, got {layers}"));
+    if !(1..=MAX_INTERMEDIATE_LAYERS).contains(&layers) {
+        return Err(invalid!(
+            "option 'n_intermediate_layers' must be between 1 and {MAX_INTERMEDIATE_LAYERS}, got {layers}"
+        ));
     }
     let tanh = match args.options.str_or("tanh", "") {
         "-tanh" | "true" | "True" | "1" => true,

@@ -407,7 +407,10 @@ fn load_model_metadata_errors() {
     format_err(&write("bad-options", &|m| { m.insert(meta::OPTIONS.into(), "normalise=true".into()); }), "cannot be built");
     format_err(&write("bad-option-syntax", &|m| { m.insert(meta::OPTIONS.into(), "normalize".into()); }), meta::OPTIONS);
     format_err(&write("head-on-non-classifier", &|m| { m.insert(meta::LABEL_NUM.into(), "4".into()); }), "no classifier head");
-    format_err(&write("shape-mismatch", &|m| { m.insert(meta::NUM_UNITS.into(), "14".into()); }), "has shape");
+    // Metadata describing a bigger model than the tensors: rejected before the model is built.
+    format_err(&write("bigger-than-file", &|m| { m.insert(meta::NUM_UNITS.into(), "14".into()); }), "needs more parameters than the file holds");
+    // Metadata describing a smaller model: built, then the tensor check names the mis-shaped tensor.
+    format_err(&write("shape-mismatch", &|m| { m.insert(meta::NUM_UNITS.into(), "10".into()); }), "has shape");
     // The options entry may be absent (no options).
     let ok = write("no-options", &|m| { m.remove(meta::OPTIONS); });
     weights::load_model(&ok).unwrap();
@@ -442,4 +445,24 @@ fn write_files_for_the_reference_check() {
         }
         weights::write_file(dir.join(format!("{name}.io.safetensors")), &io, HashMap::new()).unwrap();
     }
+}
+
+/// Files whose metadata describes a huge model (found by fuzzing, fuzz/repro/weights) are rejected
+/// before anything big is allocated: the model must fit in the file's own tensors.
+#[test]
+fn metadata_cannot_make_the_loader_allocate_beyond_the_file() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/repro/weights");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let start = std::time::Instant::now();
+        let err = cebra::weights::load_model(&path).err().unwrap_or_else(|| panic!("{} must fail", path.display()));
+        assert!(matches!(err, cebra::Error::Format(_) | cebra::Error::InvalidArgument(_)), "{}: {err}", path.display());
+        // Generous bound: the failure is immediate, the old behaviour allocated gigabytes for seconds.
+        assert!(start.elapsed().as_secs_f64() < 2.0, "{} took {:?}", path.display(), start.elapsed());
+        count += 1;
+    }
+    assert!(count >= 5);
+    let err = cebra::init("offset1-model-mse-v2-3layers", &cebra::ModelArgs::new(7, 12, 3).with_options(cebra::Options::parse("n_intermediate_layers=1000000000").unwrap())).err().unwrap();
+    assert!(err.to_string().contains("'n_intermediate_layers' must be between 1 and 1000"), "{err}");
 }
