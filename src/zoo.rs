@@ -24,10 +24,16 @@ thread_local! {
 /// Runs `build` with at most `elements` parameter elements allowed for the models it creates, so that a
 /// description read from a file (its metadata) cannot make us allocate more than the file could fill.
 pub(crate) fn with_param_budget<T>(elements: i64, build: impl FnOnce() -> Result<T>) -> Result<T> {
-    let outer = PARAM_BUDGET.with(|b| b.replace(Some(elements)));
-    let result = build();
-    PARAM_BUDGET.with(|b| b.set(outer));
-    result
+    /// Restores the enclosing budget also when `build` unwinds (the C boundary catches panics and the
+    /// thread goes on).
+    struct Restore(Option<i64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PARAM_BUDGET.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(PARAM_BUDGET.with(|b| b.replace(Some(elements))));
+    build()
 }
 
 fn take_from_budget(shape: &[i64]) -> Result<()> {
