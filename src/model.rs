@@ -7,6 +7,13 @@ use crate::options::Options;
 use tch::{Kind, Tensor};
 
 /// The arguments of `cebra.models.init(name, num_neurons, num_units, num_output, **options)`.
+///
+/// ```
+/// use cebra::{ModelArgs, Options};
+/// let args = ModelArgs::new(120, 32, 8).with_options(Options::parse("normalize=false").unwrap());
+/// let model = cebra::init("offset10-model", &args).unwrap();
+/// assert_eq!(model.architecture().args.options.get("normalize"), Some("false"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelArgs {
     /// Input channels.
@@ -42,6 +49,20 @@ pub struct Architecture {
 }
 
 /// A CEBRA encoder: maps `(batch, num_input, time)` to `(batch, num_output[, out_time])`.
+///
+/// ```
+/// use cebra::{init, ModelArgs};
+/// use tch::{Device, Kind, Tensor};
+/// let mut model = init("offset36-model-dropout", &ModelArgs::new(10, 16, 4)).unwrap();
+/// assert_eq!((model.offset().left, model.offset().right), (18, 18));
+/// assert_eq!(model.output_time(40).unwrap(), 5);
+/// let x = Tensor::randn([3, 10, 40], (Kind::Float, Device::Cpu));
+/// assert_eq!(model.forward(&x).unwrap().size(), [3, 4, 5]);
+/// // The reference `state_dict` keys, in order.
+/// assert_eq!(model.state_dict()[0].0, "net.0.weight");
+/// model.set_training(true); // dropout on
+/// assert!(model.forward_train(&x).unwrap().requires_grad());
+/// ```
 pub trait Model: Send {
     /// Registered name and constructor arguments.
     fn architecture(&self) -> &Architecture;
@@ -107,6 +128,15 @@ pub trait Model: Send {
 }
 
 /// The extra interface of the reference `ClassifierModel`s.
+///
+/// ```
+/// let mut model = cebra::init("supervised10-model", &cebra::ModelArgs::new(10, 16, 4)).unwrap();
+/// let head = model.as_classifier().unwrap();
+/// head.set_output_num(3, false).unwrap();
+/// let x = tch::Tensor::randn([2, 10, 10], (tch::Kind::Float, tch::Device::Cpu));
+/// let (features, prediction) = head.forward_classifier(&x).unwrap();
+/// assert_eq!((features.size(), prediction.size()), (vec![2, 4], vec![2, 3]));
+/// ```
 pub trait ClassifierModel {
     /// Creates the head `Linear(num_output, label_num)`; a second call needs `override_existing`.
     fn set_output_num(&mut self, label_num: i64, override_existing: bool) -> Result<()>;
