@@ -268,7 +268,7 @@ impl Criterion {
             Kind_::FixedInfoNce { temperature, .. } | Kind_::Nce { temperature, .. } => *temperature,
             Kind_::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => tch::no_grad(|| {
                 Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)
-                    .and_then(|s| Ok(f64::try_from(&s).map_err(Error::from)?))
+                    .and_then(|s| Ok(f64::try_from(&s)?))
                     .map(|s| 1.0 / s)
                     .unwrap_or(f64::NAN)
             }),

@@ -146,6 +146,17 @@ pub trait ClassifierModel {
     fn forward_classifier(&self, input: &Tensor) -> Result<(Tensor, Tensor)>;
 }
 
+/// The error every model gives for an input shorter than its receptive field.
+pub fn check_receptive_field(name: &str, offset: Offset, time: i64) -> Result<()> {
+    if time < offset.len() {
+        return Err(shape_mismatch!(
+            "model '{name}' needs at least {} time steps (its receptive field), got {time}",
+            offset.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Validates a state dict against the expected keys and shapes; errors name the tensor.
 pub fn check_state_dict(expected: &[(String, Vec<i64>)], given: &[(String, Tensor)]) -> Result<()> {
     for (key, shape) in expected {
@@ -217,15 +228,10 @@ impl Network {
         if input.kind() != Kind::Float {
             return Err(invalid!("model '{name}' takes float32 input, got {:?}", input.kind()));
         }
-        if let Some(t) = time {
-            if t < self.offset.len() {
-                return Err(shape_mismatch!(
-                    "model '{name}' needs at least {} time steps (its receptive field), got {t}",
-                    self.offset.len()
-                ));
-            }
+        match time {
+            Some(t) => self.output_time(t).map(|_| ()),
+            None => self.layers_output_time(None).map(|_| ()),
         }
-        self.layers_output_time(time).map(|_| ())
     }
 
     fn net_has_conv(&self) -> bool {
@@ -287,13 +293,7 @@ impl Model for Network {
         self.convolutional
     }
     fn output_time(&self, time: i64) -> Result<i64> {
-        if time < self.offset.len() {
-            return Err(shape_mismatch!(
-                "model '{}' needs at least {} time steps (its receptive field), got {time}",
-                self.architecture.name,
-                self.offset.len()
-            ));
-        }
+        check_receptive_field(&self.architecture.name, self.offset, time)?;
         Ok(self.layers_output_time(Some(time))?.unwrap_or(1))
     }
     fn forward(&self, input: &Tensor) -> Result<Tensor> {

@@ -59,6 +59,14 @@ pub struct TensorFile {
     pub metadata: HashMap<String, String>,
 }
 
+/// Prefixes a format error's message with the file it is about.
+fn naming_file(path: &Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Format(m) => Error::Format(format!("'{}': {m}", path.display())),
+        other => other,
+    }
+}
+
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io(format!("cannot read '{}': {e}", path.display())))
 }
@@ -80,10 +88,7 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 pub fn read_file(path: impl AsRef<Path>) -> Result<TensorFile> {
     let path = path.as_ref();
     let bytes = read_bytes(path)?;
-    parse(&bytes).map_err(|e| match e {
-        Error::Format(m) => Error::Format(format!("'{}': {m}", path.display())),
-        other => other,
-    })
+    parse(&bytes).map_err(naming_file(path))
 }
 
 /// Parses `.safetensors` bytes (see [`read_file`]).
@@ -139,11 +144,9 @@ pub fn parse(bytes: &[u8]) -> Result<TensorFile> {
 /// std::fs::remove_file(&path).unwrap();
 /// ```
 pub fn load(model: &mut dyn Model, path: impl AsRef<Path>) -> Result<()> {
-    let file = read_file(path.as_ref())?;
-    model.load_state_dict(&file.tensors).map_err(|e| match e {
-        Error::Format(m) => Error::Format(format!("'{}': {m}", path.as_ref().display())),
-        other => other,
-    })
+    let path = path.as_ref();
+    let file = read_file(path)?;
+    model.load_state_dict(&file.tensors).map_err(naming_file(path))
 }
 
 /// The metadata [`save`] writes for `model`.
@@ -290,9 +293,6 @@ pub(crate) fn build_model(file: TensorFile, path: &Path) -> Result<Box<dyn Model
         Ok(model)
     })
     .map_err(|e| format_error!("'{}' describes a model that cannot be built: {e}", path.display()))?;
-    model.load_state_dict(&file.tensors).map_err(|e| match e {
-        Error::Format(m) => Error::Format(format!("'{}': {m}", path.display())),
-        other => other,
-    })?;
+    model.load_state_dict(&file.tensors).map_err(naming_file(path))?;
     Ok(model)
 }

@@ -75,14 +75,8 @@ impl Model for CallbackModel {
         true
     }
     fn output_time(&self, time: i64) -> CoreResult<i64> {
-        let len = self.registration.offset.len();
-        if time < len {
-            return Err(Error::ShapeMismatch(format!(
-                "model '{}' needs at least {len} time steps (its receptive field), got {time}",
-                self.architecture.name
-            )));
-        }
-        Ok(time - len + 1)
+        crate::model::check_receptive_field(&self.architecture.name, self.registration.offset, time)?;
+        Ok(time - self.registration.offset.len() + 1)
     }
     fn forward(&self, input: &Tensor) -> CoreResult<Tensor> {
         let size = input.size();
