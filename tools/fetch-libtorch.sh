@@ -18,8 +18,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/cebra-libtorch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 echo "fetching libtorch $TORCH_VERSION (CPU) from PyPI wheels into $dest" >&2
-# The wheels' C++ libraries do not depend on the Python version, so any CPython tag will do.
+# The wheels' C++ libraries do not depend on the Python version, so ask for one fixed CPython tag and
+# the manylinux platforms these wheels are published for, whatever Python runs pip (PyPI has no
+# torch 2.13 wheel for e.g. Python 3.9, and pip would otherwise ask for the host's tag).
+# pip matches manylinux_2_N tags exactly, hence the list.
 "$python" -m pip download --quiet --no-deps --only-binary=:all: -d "$work/wheels" \
+    --python-version 3.12 --implementation cp --abi cp312 --abi none \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_25_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     "torch==$TORCH_VERSION" "nvidia-cuda-runtime==$CUDART_VERSION" "nvidia-cuda-cupti==$CUPTI_VERSION" >&2
 
 mkdir -p "$work/unpacked"
