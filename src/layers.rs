@@ -1,7 +1,8 @@
 //! The layers of the reference models, as data plus a forward function.
 //!
-//! Parameters are not owned by layers: a layer names indices into its model's parameter list, so that
-//! one tensor can serve several layers (the weight sharing of the `v2`/`resnet` families).
+//! Each layer owns its parameter tensors. Weight sharing (the `v2`/`resnet` families) is expressed
+//! as several layers holding shallow clones of one tensor: they share storage, so an update through
+//! any of them (loading, an optimizer step) is seen by all.
 use crate::error::{shape_mismatch, Result};
 use tch::Tensor;
 
@@ -10,22 +11,21 @@ use tch::Tensor;
 /// ```
 /// use cebra::layers::{Conv1d, Layer};
 /// use tch::{Device, Kind, Tensor};
-/// // Parameters live in a list the layer indexes: weight at 0, bias at 1.
-/// let params = vec![
-///     Tensor::ones([2, 3, 4], (Kind::Float, Device::Cpu)),
-///     Tensor::zeros([2], (Kind::Float, Device::Cpu)),
-/// ];
-/// let conv = Layer::Conv1d(Conv1d { weight: 0, bias: 1, in_channels: 3, out_channels: 2, kernel: 4, stride: 2 });
-/// let y = conv.forward(&params, &Tensor::ones([1, 3, 10], (Kind::Float, Device::Cpu)), false).unwrap();
+/// let conv = Layer::Conv1d(Conv1d {
+///     weight: Tensor::ones([2, 3, 4], (Kind::Float, Device::Cpu)),
+///     bias: Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+///     in_channels: 3, out_channels: 2, kernel: 4, stride: 2,
+/// });
+/// let y = conv.forward(&Tensor::ones([1, 3, 10], (Kind::Float, Device::Cpu)), false).unwrap();
 /// assert_eq!(y.size(), [1, 2, 4]); // (10 - 4) / 2 + 1 steps
 /// assert_eq!(f64::try_from(y.max()).unwrap(), 12.0); // 3 channels x 4 taps
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug)]
 pub struct Conv1d {
-    /// Index of the `(out, in, kernel)` weight.
-    pub weight: usize,
-    /// Index of the `(out,)` bias.
-    pub bias: usize,
+    /// The `(out, in, kernel)` weight.
+    pub weight: Tensor,
+    /// The `(out,)` bias.
+    pub bias: Tensor,
     /// Input channels.
     pub in_channels: i64,
     /// Output channels.
@@ -41,18 +41,21 @@ pub struct Conv1d {
 /// ```
 /// use cebra::layers::{Layer, Linear};
 /// use tch::{Device, Kind, Tensor};
-/// let params = vec![Tensor::eye(3, (Kind::Float, Device::Cpu)), Tensor::ones([3], (Kind::Float, Device::Cpu))];
-/// let linear = Layer::Linear(Linear { weight: 0, bias: 1, in_features: 3, out_features: 3 });
+/// let linear = Layer::Linear(Linear {
+///     weight: Tensor::eye(3, (Kind::Float, Device::Cpu)),
+///     bias: Tensor::ones([3], (Kind::Float, Device::Cpu)),
+///     in_features: 3, out_features: 3,
+/// });
 /// let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0]).view([1, 3]);
-/// let y = linear.forward(&params, &x, false).unwrap();
+/// let y = linear.forward(&x, false).unwrap();
 /// assert_eq!(Vec::<f32>::try_from(y.view([-1])).unwrap(), [2.0, 3.0, 4.0]);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug)]
 pub struct Linear {
-    /// Index of the `(out, in)` weight.
-    pub weight: usize,
-    /// Index of the `(out,)` bias.
-    pub bias: usize,
+    /// The `(out, in)` weight.
+    pub weight: Tensor,
+    /// The `(out,)` bias.
+    pub bias: Tensor,
     /// Input features.
     pub in_features: i64,
     /// Output features.
@@ -64,18 +67,21 @@ pub struct Linear {
 /// ```
 /// use cebra::layers::{Layer, Linear};
 /// use tch::{Device, Kind, Tensor};
-/// // One Linear(2, 2) used twice (weight sharing: both entries index the same tensors), then _Norm.
-/// let params = vec![Tensor::eye(2, (Kind::Float, Device::Cpu)) * 2.0, Tensor::zeros([2], (Kind::Float, Device::Cpu))];
-/// let shared = Linear { weight: 0, bias: 1, in_features: 2, out_features: 2 };
-/// let net = [Layer::Linear(shared), Layer::Gelu, Layer::Linear(shared), Layer::Norm];
+/// // One Linear(2, 2) used twice (weight sharing: both entries hold the same tensors), then _Norm.
+/// let shared = Linear {
+///     weight: Tensor::eye(2, (Kind::Float, Device::Cpu)) * 2.0,
+///     bias: Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+///     in_features: 2, out_features: 2,
+/// };
+/// let net = [Layer::Linear(shared.shallow_clone()), Layer::Gelu, Layer::Linear(shared), Layer::Norm];
 /// let mut x = Tensor::from_slice(&[3.0f32, 4.0]).view([1, 2]);
 /// for layer in &net {
-///     x = layer.forward(&params, &x, false).unwrap();
+///     x = layer.forward(&x, false).unwrap();
 /// }
 /// let v = Vec::<f32>::try_from(x.view([-1])).unwrap();
 /// assert!((v[0] - 0.6).abs() < 1e-4 && (v[1] - 0.8).abs() < 1e-4);
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Layer {
     /// `nn.Conv1d`.
     Conv1d(Conv1d),
@@ -129,6 +135,36 @@ pub fn conv_output_len(time: i64, kernel: i64, stride: i64) -> Option<i64> {
     (time >= kernel).then(|| (time - kernel) / stride + 1)
 }
 
+impl Conv1d {
+    /// The same layer over the same parameter storage (see [`Tensor::shallow_clone`]).
+    pub fn shallow_clone(&self) -> Self {
+        Conv1d { weight: self.weight.shallow_clone(), bias: self.bias.shallow_clone(), ..*self }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_conv1d(
+            &self.weight,
+            Some(&self.bias),
+            [self.stride].as_slice(),
+            [0i64].as_slice(),
+            [1i64].as_slice(),
+            1,
+        )?)
+    }
+}
+
+impl Linear {
+    /// The same layer over the same parameter storage (see [`Tensor::shallow_clone`]).
+    pub fn shallow_clone(&self) -> Self {
+        Linear { weight: self.weight.shallow_clone(), bias: self.bias.shallow_clone(), ..*self }
+    }
+
+    /// `x·Wᵀ + b` on the last axis.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_linear(&self.weight, Some(&self.bias))?)
+    }
+}
+
 impl Layer {
     /// Applies the layer. `train` enables dropout.
     ///
@@ -136,17 +172,20 @@ impl Layer {
     /// use cebra::layers::{Conv1d, Layer};
     /// use tch::{Device, Kind, Tensor};
     /// // _Skip(Conv1d(1, 1, 3), crop=(1, 1)) around an all-zero convolution is the cropped identity.
-    /// let params = vec![Tensor::zeros([1, 1, 3], (Kind::Float, Device::Cpu)), Tensor::zeros([1], (Kind::Float, Device::Cpu))];
-    /// let conv = Conv1d { weight: 0, bias: 1, in_channels: 1, out_channels: 1, kernel: 3, stride: 1 };
+    /// let conv = Conv1d {
+    ///     weight: Tensor::zeros([1, 1, 3], (Kind::Float, Device::Cpu)),
+    ///     bias: Tensor::zeros([1], (Kind::Float, Device::Cpu)),
+    ///     in_channels: 1, out_channels: 1, kernel: 3, stride: 1,
+    /// };
     /// let skip = Layer::Skip { inner: vec![Layer::Conv1d(conv)], crop: (1, 1) };
     /// let x = Tensor::arange(5, (Kind::Float, Device::Cpu)).view([1, 1, 5]);
-    /// let y = skip.forward(&params, &x, false).unwrap();
+    /// let y = skip.forward(&x, false).unwrap();
     /// assert_eq!(Vec::<f32>::try_from(y.view([-1])).unwrap(), [1.0, 2.0, 3.0]);
     /// ```
-    pub fn forward(&self, params: &[Tensor], x: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(match self {
-            Layer::Conv1d(c) => conv1d(params, c, x)?,
-            Layer::Linear(l) => x.f_linear(&params[l.weight], Some(&params[l.bias]))?,
+            Layer::Conv1d(c) => c.forward(x)?,
+            Layer::Linear(l) => l.forward(x)?,
             Layer::Gelu => x.f_gelu("none")?,
             Layer::Tanh => x.f_tanh()?,
             Layer::Hardtanh { min, max } => x.f_clamp(*min, *max)?,
@@ -178,7 +217,7 @@ impl Layer {
             Layer::Skip { inner, crop } => {
                 let mut y = x.shallow_clone();
                 for layer in inner {
-                    y = layer.forward(params, &y, train)?;
+                    y = layer.forward(&y, train)?;
                 }
                 let last = x.dim() as i64 - 1;
                 let len = x.size()[last as usize];
@@ -187,7 +226,7 @@ impl Layer {
                 identity.f_add(&y)?
             }
             Layer::SkipLinear(l) => {
-                let y = x.f_linear(&params[l.weight], Some(&params[l.bias]))?;
+                let y = l.forward(x)?;
                 let pad = l.out_features - l.in_features;
                 let identity = if pad >= 0 {
                     x.f_constant_pad_nd([0, pad].as_slice())?
@@ -197,7 +236,7 @@ impl Layer {
                 identity.f_add(&y)?
             }
             Layer::MeanAndConv(c) => {
-                let conv = conv1d(params, c, x)?;
+                let conv = c.forward(x)?;
                 let conv_len = conv.size()[2];
                 let sub = x.f_slice(2, 0, None, c.stride)?.f_narrow(2, 0, conv_len)?;
                 Tensor::f_cat(&[conv, sub], 1)?
@@ -210,7 +249,9 @@ impl Layer {
     ///
     /// ```
     /// use cebra::layers::{Conv1d, Layer};
-    /// let conv = Layer::Conv1d(Conv1d { weight: 0, bias: 1, in_channels: 4, out_channels: 4, kernel: 3, stride: 1 });
+    /// use tch::{Device, Kind, Tensor};
+    /// let (weight, bias) = (Tensor::zeros([4, 4, 3], (Kind::Float, Device::Cpu)), Tensor::zeros([4], (Kind::Float, Device::Cpu)));
+    /// let conv = Layer::Conv1d(Conv1d { weight, bias, in_channels: 4, out_channels: 4, kernel: 3, stride: 1 });
     /// assert_eq!(conv.output_time(Some(10)).unwrap(), Some(8));
     /// assert!(conv.output_time(Some(2)).is_err()); // shorter than the kernel
     /// assert_eq!(Layer::Squeeze.output_time(Some(1)).unwrap(), None); // time axis removed
@@ -261,7 +302,9 @@ impl Layer {
     ///
     /// ```
     /// use cebra::layers::{Layer, Linear};
-    /// let linear = Linear { weight: 0, bias: 1, in_features: 7, out_features: 3 };
+    /// use tch::{Device, Kind, Tensor};
+    /// let (weight, bias) = (Tensor::zeros([3, 7], (Kind::Float, Device::Cpu)), Tensor::zeros([3], (Kind::Float, Device::Cpu)));
+    /// let linear = Linear { weight, bias, in_features: 7, out_features: 3 };
     /// assert_eq!(Layer::SkipLinear(linear).input_channels(), Some(7));
     /// assert_eq!(Layer::Gelu.input_channels(), None);
     /// ```
@@ -273,15 +316,4 @@ impl Layer {
             _ => None,
         }
     }
-}
-
-fn conv1d(params: &[Tensor], c: &Conv1d, x: &Tensor) -> Result<Tensor> {
-    Ok(x.f_conv1d(
-        &params[c.weight],
-        Some(&params[c.bias]),
-        [c.stride].as_slice(),
-        [0i64].as_slice(),
-        [1i64].as_slice(),
-        1,
-    )?)
 }

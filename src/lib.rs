@@ -14,6 +14,7 @@
 
 pub mod criterions;
 pub mod error;
+mod init;
 pub mod ffi;
 pub mod layers;
 pub mod model;

@@ -1,5 +1,6 @@
 //! Models: the [`Model`] trait every registered model implements, and [`Network`], the one concrete
-//! type behind all reference architectures (a list of layers plus a parameter table).
+//! type behind all reference architectures (a list of layers that own their parameters, plus the
+//! state-dict naming of those parameters).
 use crate::error::{invalid, shape_mismatch, Error, Result};
 use crate::layers::{Layer, Linear};
 use crate::offset::Offset;
@@ -84,45 +85,41 @@ pub trait Model: Send {
     /// Output: `(batch, num_output)` when one step comes out, else `(batch, num_output, out_time)`.
     fn forward(&self, input: &Tensor) -> Result<Tensor>;
     /// Forward pass that records the autograd graph (training). Dropout follows `set_training`.
-    fn forward_train(&self, input: &Tensor) -> Result<Tensor> {
-        let _ = input;
-        Err(Error::Unsupported(format!(
-            "model '{}' supports inference only",
-            self.architecture().name
-        )))
-    }
+    /// Models that cannot be trained return [`Error::Unsupported`].
+    fn forward_train(&self, input: &Tensor) -> Result<Tensor>;
     /// `(total, trainable)` parameter counts, each shared tensor counted once.
     fn num_parameters(&self) -> (i64, i64) {
-        (0, 0)
+        let params = self.parameters();
+        let count = |keep: &dyn Fn(&Tensor) -> bool| params.iter().filter(|p| keep(p)).map(|p| p.numel() as i64).sum();
+        (count(&|_| true), count(&|p| p.requires_grad()))
     }
     /// Unique parameter tensors, in creation order (what an optimizer updates).
-    fn parameters(&self) -> Vec<Tensor> {
-        Vec::new()
-    }
+    fn parameters(&self) -> Vec<Tensor>;
     /// `(key, tensor)` in the reference `state_dict` order; shared tensors appear under every key.
-    fn state_dict(&self) -> Vec<(String, Tensor)> {
-        Vec::new()
-    }
+    fn state_dict(&self) -> Vec<(String, Tensor)>;
     /// Expected `(key, shape)` of the state dict.
     fn state_dict_shapes(&self) -> Vec<(String, Vec<i64>)> {
         self.state_dict().into_iter().map(|(k, t)| (k, t.size())).collect()
     }
     /// Replaces the weights. All keys of `state_dict_shapes` must be given with their shapes and no
-    /// others; on error nothing changes. For keys sharing one tensor the last key wins.
-    fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
-        check_state_dict(&self.state_dict_shapes(), tensors)?;
-        Ok(())
-    }
+    /// others; on error nothing changes. For keys sharing one tensor the last key wins. Required, so
+    /// that a model cannot "load" a file by silently ignoring it.
+    fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> Result<()>;
     /// Dropout on (`true`) or off.
-    fn set_training(&mut self, training: bool) {
-        let _ = training;
-    }
+    fn set_training(&mut self, training: bool);
     /// Whether dropout is on.
-    fn is_training(&self) -> bool {
-        false
+    fn is_training(&self) -> bool;
+    /// The classifier interface of `supervised*-model`s (read-only use).
+    fn as_classifier(&self) -> Option<&dyn ClassifierModel> {
+        None
     }
-    /// The classifier interface of `supervised*-model`s.
-    fn as_classifier(&mut self) -> Option<&mut dyn ClassifierModel> {
+    /// The classifier interface of `supervised*-model`s, to create or replace the head.
+    fn as_classifier_mut(&mut self) -> Option<&mut dyn ClassifierModel> {
+        None
+    }
+    /// The layer list behind a built-in model, for code that compiles it into another form
+    /// (streaming); `None` for models defined elsewhere (callbacks), which are run through `forward`.
+    fn as_network(&self) -> Option<&Network> {
         None
     }
 }
@@ -131,8 +128,8 @@ pub trait Model: Send {
 ///
 /// ```
 /// let mut model = cebra::init("supervised10-model", &cebra::ModelArgs::new(10, 16, 4)).unwrap();
+/// model.as_classifier_mut().unwrap().set_output_num(3, false).unwrap();
 /// let head = model.as_classifier().unwrap();
-/// head.set_output_num(3, false).unwrap();
 /// let x = tch::Tensor::randn([2, 10, 10], (tch::Kind::Float, tch::Device::Cpu));
 /// let (features, prediction) = head.forward_classifier(&x).unwrap();
 /// assert_eq!((features.size(), prediction.size()), (vec![2, 4], vec![2, 3]));
@@ -182,8 +179,8 @@ pub fn check_state_dict(expected: &[(String, Vec<i64>)], given: &[(String, Tenso
 }
 
 /// The concrete model behind every reference architecture: a `net` of layers, optional layers applied
-/// after `net` (the clip family's `clamp`), an optional classifier head, and a parameter table with the
-/// state-dict key(s) of each parameter.
+/// after `net` (the clip family's `clamp`), an optional classifier head, and the state-dict naming of
+/// the layers' parameters.
 pub struct Network {
     pub(crate) architecture: Architecture,
     pub(crate) offset: Offset,
@@ -193,15 +190,27 @@ pub struct Network {
     pub(crate) convolutional: bool,
     pub(crate) net: Vec<Layer>,
     pub(crate) after_net: Vec<Layer>,
+    /// Unique parameters in creation order: shallow clones of the layers' tensors.
     pub(crate) params: Vec<Tensor>,
-    /// State-dict order: key and index into `params`.
-    pub(crate) keys: Vec<(String, usize)>,
+    /// `(key, tensor)` in state-dict order; the tensors are shallow clones of the layers' (one storage),
+    /// so loading through them updates the layers.
+    pub(crate) state: Vec<(String, Tensor)>,
     pub(crate) classifier: Option<Linear>,
     pub(crate) is_classifier: bool,
     pub(crate) training: bool,
 }
 
 impl Network {
+    /// The layers of `net`, in order (the reference's `nn.Sequential`).
+    pub fn net(&self) -> &[Layer] {
+        &self.net
+    }
+
+    /// Layers applied after `net` (the clip family's `Hardtanh`).
+    pub fn after_net(&self) -> &[Layer] {
+        &self.after_net
+    }
+
     fn check_input(&self, input: &Tensor) -> Result<()> {
         let size = input.size();
         let name = &self.architecture.name;
@@ -255,7 +264,7 @@ impl Network {
         self.check_input(input)?;
         let mut x = input.shallow_clone();
         for layer in &self.net {
-            x = layer.forward(&self.params, &x, train)?;
+            x = layer.forward(&x, train)?;
         }
         Ok(x)
     }
@@ -263,13 +272,9 @@ impl Network {
     fn run(&self, input: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = self.run_net(input, train)?;
         for layer in &self.after_net {
-            x = layer.forward(&self.params, &x, train)?;
+            x = layer.forward(&x, train)?;
         }
         Ok(x)
-    }
-
-    fn unique_param_count(&self) -> i64 {
-        self.params.iter().map(|p| p.numel() as i64).sum()
     }
 }
 
@@ -302,30 +307,24 @@ impl Model for Network {
     fn forward_train(&self, input: &Tensor) -> Result<Tensor> {
         self.run(input, self.training)
     }
-    fn num_parameters(&self) -> (i64, i64) {
-        let total = self.unique_param_count();
-        let trainable =
-            self.params.iter().filter(|p| p.requires_grad()).map(|p| p.numel() as i64).sum();
-        (total, trainable)
-    }
     fn parameters(&self) -> Vec<Tensor> {
         self.params.iter().map(Tensor::shallow_clone).collect()
     }
     fn state_dict(&self) -> Vec<(String, Tensor)> {
-        self.keys.iter().map(|(k, i)| (k.clone(), self.params[*i].shallow_clone())).collect()
+        self.state.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect()
     }
     fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
         check_state_dict(&self.state_dict_shapes(), tensors)?;
         // Convert everything first so that a failure leaves the model untouched.
-        let mut staged: Vec<(usize, Tensor)> = Vec::with_capacity(self.keys.len());
-        for (key, index) in &self.keys {
+        let mut staged: Vec<Tensor> = Vec::with_capacity(self.state.len());
+        for (key, _) in &self.state {
             let (_, t) = tensors.iter().find(|(k, _)| k == key).expect("checked above");
-            staged.push((*index, t.f_to_kind(Kind::Float)?.f_contiguous()?));
+            staged.push(t.f_to_kind(Kind::Float)?.f_contiguous()?);
         }
         tch::no_grad(|| -> Result<()> {
             // Key order, so that the last key of a shared tensor wins, as in load_state_dict.
-            for (index, value) in staged {
-                self.params[index].f_copy_(&value)?;
+            for ((_, target), value) in self.state.iter_mut().zip(staged) {
+                target.f_copy_(&value)?;
             }
             Ok(())
         })
@@ -336,12 +335,14 @@ impl Model for Network {
     fn is_training(&self) -> bool {
         self.training
     }
-    fn as_classifier(&mut self) -> Option<&mut dyn ClassifierModel> {
-        if self.is_classifier {
-            Some(self)
-        } else {
-            None
-        }
+    fn as_classifier(&self) -> Option<&dyn ClassifierModel> {
+        self.is_classifier.then_some(self as &dyn ClassifierModel)
+    }
+    fn as_classifier_mut(&mut self) -> Option<&mut dyn ClassifierModel> {
+        self.is_classifier.then_some(self as &mut dyn ClassifierModel)
+    }
+    fn as_network(&self) -> Option<&Network> {
+        Some(self)
     }
 }
 
@@ -353,27 +354,25 @@ impl ClassifierModel for Network {
         if self.classifier.is_some() && !override_existing {
             return Err(Error::InvalidArgument("classifier is already initialized.".into()));
         }
-        if let Some(old) = self.classifier.take() {
-            // Replace the old head in place: drop its parameters and keys (they are the last ones).
-            self.keys.retain(|(k, _)| !k.starts_with("classifier."));
-            let mut remove = [old.weight, old.bias];
-            remove.sort_unstable();
-            for i in remove.iter().rev() {
-                drop(self.params.remove(*i));
-            }
+        // Created before anything is removed, so that a failure leaves the old head in place.
+        let linear = crate::init::linear(self.num_output, label_num)?;
+        if self.classifier.take().is_some() {
+            // The head's parameters and keys are always the last two (the head is created last).
+            self.params.truncate(self.params.len() - 2);
+            self.state.retain(|(k, _)| !k.starts_with("classifier."));
         }
-        let mut params = crate::zoo::ParamFactory::new(&mut self.params);
-        let linear = params.linear(self.num_output, label_num)?;
-        self.keys.push(("classifier.weight".into(), linear.weight));
-        self.keys.push(("classifier.bias".into(), linear.bias));
+        self.params.push(linear.weight.shallow_clone());
+        self.params.push(linear.bias.shallow_clone());
+        self.state.push(("classifier.weight".into(), linear.weight.shallow_clone()));
+        self.state.push(("classifier.bias".into(), linear.bias.shallow_clone()));
         self.classifier = Some(linear);
         Ok(())
     }
     fn label_num(&self) -> Option<i64> {
-        self.classifier.map(|c| c.out_features)
+        self.classifier.as_ref().map(|c| c.out_features)
     }
     fn forward_classifier(&self, input: &Tensor) -> Result<(Tensor, Tensor)> {
-        let head = self.classifier.ok_or_else(|| {
+        let head = self.classifier.as_ref().ok_or_else(|| {
             shape_mismatch!(
                 "classifier of '{}' is not initialised: call set_output_num first",
                 self.architecture.name
@@ -393,7 +392,7 @@ impl ClassifierModel for Network {
         }
         tch::no_grad(|| {
             let features = self.run(input, self.training)?.f_relu()?;
-            let prediction = features.f_linear(&self.params[head.weight], Some(&self.params[head.bias]))?;
+            let prediction = head.forward(&features)?;
             Ok((features, prediction))
         })
     }

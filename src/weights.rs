@@ -4,6 +4,7 @@
 //! files written by `safetensors.torch.save_file(model.state_dict())` (tied tensors cloned) load here.
 //! A file written by [`save`] also records the architecture in its metadata, so [`load_model`] can
 //! rebuild the model from the file alone.
+use crate::criterions::Criterion;
 use crate::error::{format_error, Error, Result};
 use crate::model::{Model, ModelArgs};
 use crate::options::Options;
@@ -17,8 +18,8 @@ use tch::{Kind, Tensor};
 ///
 /// ```
 /// use cebra::weights::{self, meta};
-/// let mut model = cebra::init("offset10-model", &cebra::ModelArgs::new(7, 12, 3)).unwrap();
-/// let m = weights::model_metadata(model.as_mut());
+/// let model = cebra::init("offset10-model", &cebra::ModelArgs::new(7, 12, 3)).unwrap();
+/// let m = weights::model_metadata(model.as_ref());
 /// assert_eq!(m[meta::ARCHITECTURE], "offset10-model");
 /// assert_eq!((m[meta::NUM_NEURONS].as_str(), m[meta::NUM_UNITS].as_str(), m[meta::NUM_OUTPUT].as_str()), ("7", "12", "3"));
 /// ```
@@ -37,7 +38,15 @@ pub mod meta {
     pub const LABEL_NUM: &str = "cebra.label_num";
     /// libcebra version that wrote the file.
     pub const VERSION: &str = "cebra.version";
+    /// Criterion name, in a file saved with [`super::save_with_criterion`].
+    pub const CRITERION: &str = "cebra.criterion";
+    /// Criterion options, `key=value;…`.
+    pub const CRITERION_OPTIONS: &str = "cebra.criterion_options";
 }
+
+/// State-dict prefix of the criterion's tensors in a combined file (the reference solver keeps the
+/// criterion's state under `"criterion"` beside `"model"`).
+const CRITERION_PREFIX: &str = "criterion.";
 
 /// A parsed `.safetensors` file: tensors (as float32, in file order) and metadata.
 ///
@@ -131,8 +140,8 @@ pub fn parse(bytes: &[u8]) -> Result<TensorFile> {
 /// ```
 /// use cebra::{init, weights, ModelArgs};
 /// let path = std::env::temp_dir().join(format!("cebra-doc-load-{}.safetensors", std::process::id()));
-/// let mut a = init("offset1-model", &ModelArgs::new(7, 12, 3)).unwrap();
-/// weights::save(a.as_mut(), &path).unwrap();
+/// let a = init("offset1-model", &ModelArgs::new(7, 12, 3)).unwrap();
+/// weights::save(a.as_ref(), &path).unwrap();
 /// let mut b = init("offset1-model", &ModelArgs::new(7, 12, 3)).unwrap();
 /// weights::load(b.as_mut(), &path).unwrap();
 /// let x = tch::Tensor::randn([2, 7, 1], (tch::Kind::Float, tch::Device::Cpu));
@@ -153,12 +162,12 @@ pub fn load(model: &mut dyn Model, path: impl AsRef<Path>) -> Result<()> {
 ///
 /// ```
 /// let mut model = cebra::init("supervised1-model", &cebra::ModelArgs::new(7, 12, 3)).unwrap();
-/// model.as_classifier().unwrap().set_output_num(4, false).unwrap();
-/// let m = cebra::weights::model_metadata(model.as_mut());
+/// model.as_classifier_mut().unwrap().set_output_num(4, false).unwrap();
+/// let m = cebra::weights::model_metadata(model.as_ref());
 /// assert_eq!(m[cebra::weights::meta::LABEL_NUM], "4");
 /// assert_eq!(m["format"], "pt"); // what safetensors.torch expects
 /// ```
-pub fn model_metadata(model: &mut dyn Model) -> HashMap<String, String> {
+pub fn model_metadata(model: &dyn Model) -> HashMap<String, String> {
     let arch = model.architecture().clone();
     let mut m = HashMap::new();
     m.insert("format".to_string(), "pt".to_string());
@@ -228,15 +237,15 @@ pub fn write_file(path: impl AsRef<Path>, tensors: &[(String, Tensor)], metadata
 /// ```
 /// use cebra::{init, weights, ModelArgs};
 /// let path = std::env::temp_dir().join(format!("cebra-doc-save-{}.safetensors", std::process::id()));
-/// let mut model = init("offset1-model-mse-v2-2layers", &ModelArgs::new(7, 12, 3)).unwrap();
-/// weights::save(model.as_mut(), &path).unwrap();
+/// let model = init("offset1-model-mse-v2-2layers", &ModelArgs::new(7, 12, 3)).unwrap();
+/// weights::save(model.as_ref(), &path).unwrap();
 /// // The shared Linear(U, U) is stored under both of its keys, net.3 and net.5.
 /// let file = weights::read_file(&path).unwrap();
 /// let get = |k: &str| &file.tensors.iter().find(|(n, _)| n == k).unwrap().1;
 /// assert!(get("net.3.weight").equal(get("net.5.weight")));
 /// std::fs::remove_file(&path).unwrap();
 /// ```
-pub fn save(model: &mut dyn Model, path: impl AsRef<Path>) -> Result<()> {
+pub fn save(model: &dyn Model, path: impl AsRef<Path>) -> Result<()> {
     let metadata = model_metadata(model);
     write_file(path, &model.state_dict(), metadata)
 }
@@ -247,8 +256,8 @@ pub fn save(model: &mut dyn Model, path: impl AsRef<Path>) -> Result<()> {
 /// use cebra::{init, weights, ModelArgs, Options};
 /// let path = std::env::temp_dir().join(format!("cebra-doc-load-model-{}.safetensors", std::process::id()));
 /// let args = ModelArgs::new(7, 12, 3).with_options(Options::parse("normalize=false").unwrap());
-/// let mut model = init("offset10-model", &args).unwrap();
-/// weights::save(model.as_mut(), &path).unwrap();
+/// let model = init("offset10-model", &args).unwrap();
+/// weights::save(model.as_ref(), &path).unwrap();
 /// let loaded = weights::load_model(&path).unwrap();
 /// assert_eq!(loaded.architecture(), model.architecture()); // name, sizes and options
 /// std::fs::remove_file(&path).unwrap();
@@ -282,11 +291,11 @@ pub(crate) fn build_model(file: TensorFile, path: &Path) -> Result<Box<dyn Model
     // The model must fit in the file's tensors: building it under that budget stops a file whose
     // metadata claims huge sizes from allocating before the tensor check would reject it.
     let budget = file.tensors.iter().map(|(_, t)| t.numel() as i64).sum();
-    let mut model = crate::zoo::with_param_budget(budget, || {
+    let mut model = crate::init::with_param_budget(budget, || {
         let mut model = crate::registry::init(&name, &args)?;
         if let Some(label_num) = label_num {
             let classifier = model
-                .as_classifier()
+                .as_classifier_mut()
                 .ok_or_else(|| format_error!("'{name}' has no classifier head"))?;
             classifier.set_output_num(label_num, true)?;
         }
@@ -295,4 +304,34 @@ pub(crate) fn build_model(file: TensorFile, path: &Path) -> Result<Box<dyn Model
     .map_err(|e| format_error!("'{}' describes a model that cannot be built: {e}", path.display()))?;
     model.load_state_dict(&file.tensors).map_err(naming_file(path))?;
     Ok(model)
+}
+
+/// Saves `model` and `criterion` (its name, options and learnable temperature) in one `.safetensors`
+/// file: model tensors under their state-dict keys, criterion tensors under `criterion.<key>`.
+pub fn save_with_criterion(model: &dyn Model, criterion: &Criterion, path: impl AsRef<Path>) -> Result<()> {
+    let mut metadata = model_metadata(model);
+    metadata.insert(meta::CRITERION.into(), criterion.name().to_string());
+    metadata.insert(meta::CRITERION_OPTIONS.into(), criterion.options().to_string_canonical());
+    let mut tensors = model.state_dict();
+    tensors.extend(criterion.state_dict().into_iter().map(|(k, t)| (format!("{CRITERION_PREFIX}{k}"), t)));
+    write_file(path, &tensors, metadata)
+}
+
+/// Reads a file written by [`save_with_criterion`]: rebuilds the model and the criterion and loads both
+/// states (strict, as for models).
+pub fn load_with_criterion(path: impl AsRef<Path>) -> Result<(Box<dyn Model>, Criterion)> {
+    let path = path.as_ref();
+    let file = read_file(path)?;
+    let name = file.metadata.get(meta::CRITERION).ok_or_else(|| {
+        format_error!("'{}' has no '{}' metadata: it holds no criterion", path.display(), meta::CRITERION)
+    })?;
+    let options = Options::parse(file.metadata.get(meta::CRITERION_OPTIONS).map(String::as_str).unwrap_or(""))?;
+    let mut criterion = Criterion::new(name, &options)?;
+    let (criterion_tensors, model_tensors): (Vec<_>, Vec<_>) =
+        file.tensors.into_iter().partition(|(k, _)| k.starts_with(CRITERION_PREFIX));
+    let criterion_tensors: Vec<(String, Tensor)> =
+        criterion_tensors.into_iter().map(|(k, t)| (k[CRITERION_PREFIX.len()..].to_string(), t)).collect();
+    criterion.load_state_dict(&criterion_tensors).map_err(naming_file(path))?;
+    let model = build_model(TensorFile { tensors: model_tensors, metadata: file.metadata }, path)?;
+    Ok((model, criterion))
 }

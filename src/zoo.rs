@@ -1,95 +1,22 @@
 //! The reference model catalogue: short builder functions that read like the reference's layer lists,
 //! and the table that registers all 147 names in the reference's order.
 use crate::error::{invalid, Result};
-use crate::layers::{Conv1d, Layer, Linear};
+use crate::init;
+use crate::layers::{Layer, Linear};
 use crate::model::{Architecture, Model, ModelArgs, Network};
 use crate::offset::Offset;
-use crate::options::Options;
 use crate::registry::{ModelFactory, Registry};
-use std::cell::Cell;
 use std::sync::Arc;
-use tch::{Device, Kind, Tensor};
-
-/// Creates parameters with PyTorch's default initialisation, drawing from libtorch's global generator
-/// in creation order (weight, then bias), so `manual_seed` gives PyTorch's very numbers.
-pub(crate) struct ParamFactory<'a> {
-    params: &'a mut Vec<Tensor>,
-}
-
-thread_local! {
-    /// Elements that models built on this thread may still allocate; `None` = no limit.
-    static PARAM_BUDGET: Cell<Option<i64>> = const { Cell::new(None) };
-}
-
-/// Runs `build` with at most `elements` parameter elements allowed for the models it creates, so that a
-/// description read from a file (its metadata) cannot make us allocate more than the file could fill.
-pub(crate) fn with_param_budget<T>(elements: i64, build: impl FnOnce() -> Result<T>) -> Result<T> {
-    /// Restores the enclosing budget also when `build` unwinds (the C boundary catches panics and the
-    /// thread goes on).
-    struct Restore(Option<i64>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            PARAM_BUDGET.with(|b| b.set(self.0));
-        }
-    }
-    let _restore = Restore(PARAM_BUDGET.with(|b| b.replace(Some(elements))));
-    build()
-}
-
-fn take_from_budget(shape: &[i64]) -> Result<()> {
-    let numel = shape.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d)).unwrap_or(i64::MAX);
-    PARAM_BUDGET.with(|b| match b.get() {
-        Some(left) if numel > left => Err(crate::error::Error::Format(format!(
-            "the described model needs more parameters than the file holds (a tensor of shape {shape:?})"
-        ))),
-        Some(left) => {
-            b.set(Some(left - numel));
-            Ok(())
-        }
-        None => Ok(()),
-    })
-}
-
-impl<'a> ParamFactory<'a> {
-    pub(crate) fn new(params: &'a mut Vec<Tensor>) -> Self {
-        ParamFactory { params }
-    }
-
-    /// `kaiming_uniform_(a=sqrt(5))` for the weight and `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for the bias:
-    /// both reduce to the same bound.
-    fn weight_and_bias(&mut self, weight_shape: &[i64], out: i64, fan_in: i64) -> Result<(usize, usize)> {
-        let bound = if fan_in > 0 { 1.0 / (fan_in as f64).sqrt() } else { 0.0 };
-        let mut make = |shape: &[i64]| -> Result<usize> {
-            take_from_budget(shape)?;
-            let mut t = Tensor::f_empty(shape, (Kind::Float, Device::Cpu))?;
-            // PyTorch skips the draw for zero-element weights; uniform_ on them draws nothing either.
-            let t = tch::no_grad(|| t.f_uniform_(-bound, bound))?;
-            let t = t.set_requires_grad(true);
-            self.params.push(t);
-            Ok(self.params.len() - 1)
-        };
-        let weight = make(weight_shape)?;
-        let bias = make(&[out])?;
-        Ok((weight, bias))
-    }
-
-    pub(crate) fn conv1d(&mut self, inp: i64, out: i64, kernel: i64, stride: i64) -> Result<Conv1d> {
-        let (weight, bias) = self.weight_and_bias(&[out, inp, kernel], out, inp * kernel)?;
-        Ok(Conv1d { weight, bias, in_channels: inp, out_channels: out, kernel, stride })
-    }
-
-    pub(crate) fn linear(&mut self, inp: i64, out: i64) -> Result<Linear> {
-        let (weight, bias) = self.weight_and_bias(&[out, inp], out, inp)?;
-        Ok(Linear { weight, bias, in_features: inp, out_features: out })
-    }
-}
+use tch::Tensor;
 
 /// Builds a model's `net`, numbering entries as `nn.Sequential` does so that parameter paths are the
 /// reference state-dict keys (`net.<i>.weight`, `net.<i>.module.<j>.weight`, `net.<i>.layer.weight`).
 pub(crate) struct NetBuilder {
     net: Vec<Layer>,
+    /// Unique parameters in creation order (what an optimizer updates).
     params: Vec<Tensor>,
-    keys: Vec<(String, usize)>,
+    /// `(state-dict key, tensor)` in the reference order; a shared tensor appears under each key.
+    state: Vec<(String, Tensor)>,
 }
 
 /// The entries of a `_Skip` block, numbered `module.<j>`.
@@ -102,25 +29,39 @@ pub(crate) enum Inner {
 
 impl NetBuilder {
     fn new() -> Self {
-        NetBuilder { net: Vec::new(), params: Vec::new(), keys: Vec::new() }
+        NetBuilder { net: Vec::new(), params: Vec::new(), state: Vec::new() }
     }
 
     fn index(&self) -> usize {
         self.net.len()
     }
 
-    fn factory(&mut self) -> ParamFactory<'_> {
-        ParamFactory::new(&mut self.params)
+    /// Records freshly created parameters (creation order).
+    fn created(&mut self, weight: &Tensor, bias: &Tensor) {
+        self.params.push(weight.shallow_clone());
+        self.params.push(bias.shallow_clone());
     }
 
-    fn add_keys(&mut self, prefix: &str, weight: usize, bias: usize) {
-        self.keys.push((format!("{prefix}.weight"), weight));
-        self.keys.push((format!("{prefix}.bias"), bias));
+    fn new_conv1d(&mut self, inp: i64, out: i64, kernel: i64, stride: i64) -> Result<crate::layers::Conv1d> {
+        let conv = init::conv1d(inp, out, kernel, stride)?;
+        self.created(&conv.weight, &conv.bias);
+        Ok(conv)
+    }
+
+    fn new_linear(&mut self, inp: i64, out: i64) -> Result<Linear> {
+        let linear = init::linear(inp, out)?;
+        self.created(&linear.weight, &linear.bias);
+        Ok(linear)
+    }
+
+    fn add_keys(&mut self, prefix: &str, weight: &Tensor, bias: &Tensor) {
+        self.state.push((format!("{prefix}.weight"), weight.shallow_clone()));
+        self.state.push((format!("{prefix}.bias"), bias.shallow_clone()));
     }
 
     fn conv1d_stride(&mut self, inp: i64, out: i64, kernel: i64, stride: i64) -> Result<&mut Self> {
-        let conv = self.factory().conv1d(inp, out, kernel, stride)?;
-        self.add_keys(&format!("net.{}", self.index()), conv.weight, conv.bias);
+        let conv = self.new_conv1d(inp, out, kernel, stride)?;
+        self.add_keys(&format!("net.{}", self.index()), &conv.weight, &conv.bias);
         self.net.push(Layer::Conv1d(conv));
         Ok(self)
     }
@@ -130,33 +71,33 @@ impl NetBuilder {
     }
 
     fn linear(&mut self, inp: i64, out: i64) -> Result<&mut Self> {
-        let linear = self.factory().linear(inp, out)?;
+        let linear = self.new_linear(inp, out)?;
         self.push_linear(linear);
         Ok(self)
     }
 
-    /// Puts an existing Linear at the next index: one module appearing at several indices.
+    /// Puts a Linear at the next index; a shallow clone of one module placed at several indices is
+    /// weight sharing.
     fn push_linear(&mut self, linear: Linear) -> &mut Self {
-        self.add_keys(&format!("net.{}", self.index()), linear.weight, linear.bias);
+        self.add_keys(&format!("net.{}", self.index()), &linear.weight, &linear.bias);
         self.net.push(Layer::Linear(linear));
         self
     }
 
-    fn skip_linear(&mut self, inp: i64, out: i64) -> Result<Linear> {
-        let linear = self.factory().linear(inp, out)?;
-        self.push_skip_linear(linear);
-        Ok(linear)
+    fn skip_linear(&mut self, inp: i64, out: i64) -> Result<&mut Self> {
+        let linear = self.new_linear(inp, out)?;
+        Ok(self.push_skip_linear(linear))
     }
 
     fn push_skip_linear(&mut self, linear: Linear) -> &mut Self {
-        self.add_keys(&format!("net.{}.module", self.index()), linear.weight, linear.bias);
+        self.add_keys(&format!("net.{}.module", self.index()), &linear.weight, &linear.bias);
         self.net.push(Layer::SkipLinear(linear));
         self
     }
 
     fn mean_and_conv(&mut self, inp: i64, out: i64, kernel: i64, stride: i64) -> Result<&mut Self> {
-        let conv = self.factory().conv1d(inp, out, kernel, stride)?;
-        self.add_keys(&format!("net.{}.layer", self.index()), conv.weight, conv.bias);
+        let conv = self.new_conv1d(inp, out, kernel, stride)?;
+        self.add_keys(&format!("net.{}.layer", self.index()), &conv.weight, &conv.bias);
         self.net.push(Layer::MeanAndConv(conv));
         Ok(self)
     }
@@ -169,13 +110,13 @@ impl NetBuilder {
             let prefix = format!("net.{index}.module.{j}");
             layers.push(match *entry {
                 Inner::Conv1d(inp, out, k) => {
-                    let conv = self.factory().conv1d(inp, out, k, 1)?;
-                    self.add_keys(&prefix, conv.weight, conv.bias);
+                    let conv = self.new_conv1d(inp, out, k, 1)?;
+                    self.add_keys(&prefix, &conv.weight, &conv.bias);
                     Layer::Conv1d(conv)
                 }
                 Inner::Linear(inp, out) => {
-                    let linear = self.factory().linear(inp, out)?;
-                    self.add_keys(&prefix, linear.weight, linear.bias);
+                    let linear = self.new_linear(inp, out)?;
+                    self.add_keys(&prefix, &linear.weight, &linear.bias);
                     Layer::Linear(linear)
                 }
                 Inner::Gelu => Layer::Gelu,
@@ -227,7 +168,7 @@ impl NetBuilder {
             net: self.net,
             after_net: spec.after_net,
             params: self.params,
-            keys: self.keys,
+            state: self.state,
             classifier: None,
             is_classifier: spec.classifier,
             training: false,
@@ -462,20 +403,18 @@ fn mlp_shared(name: &str, args: &ModelArgs, resnet: bool) -> Result<Box<dyn Mode
     let mut b = NetBuilder::new();
     // The reference builds the shared `intermediate_layers` list before the `layers` list, so the
     // shared Linear(U, U) draws its initial values first (parameters stay in creation order).
-    let shared = b.factory().linear(u, u)?;
+    let shared = b.new_linear(u, u)?;
     b.flatten();
     if resnet {
-        b.skip_linear(n, u)?;
-        b.gelu();
+        b.skip_linear(n, u)?.gelu();
         for _ in 0..layers {
-            b.push_skip_linear(shared).gelu();
+            b.push_skip_linear(shared.shallow_clone()).gelu();
         }
-        b.skip_linear(u, u / 2)?;
-        b.gelu().linear(u / 2, o)?;
+        b.skip_linear(u, u / 2)?.gelu().linear(u / 2, o)?;
     } else {
         b.linear(n, u)?.gelu();
         for _ in 0..layers {
-            b.push_linear(shared).gelu();
+            b.push_linear(shared.shallow_clone()).gelu();
         }
         b.linear(u, u / 2)?.gelu().linear(u / 2, o)?;
     }
@@ -585,12 +524,4 @@ pub(crate) fn register_reference_models(registry: &Registry) -> Result<()> {
         factory(|n, a| mlp_shared(n, a, true)),
     )?;
     Ok(())
-}
-
-/// Builds a model directly from the catalogue's options without going through the registry (used by
-/// tests to check option handling).
-#[doc(hidden)]
-pub fn _options_of(name: &str) -> Options {
-    let _ = name;
-    Options::new()
 }

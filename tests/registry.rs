@@ -155,20 +155,26 @@ fn inference_builds_no_graph_and_training_does() {
 #[test]
 fn learnable_criterion_saves_and_loads_with_the_model() {
     use cebra::criterions::Criterion;
-    let mut model = cebra::init("offset10-model-mse", &ModelArgs::new(4, 8, 3)).unwrap();
+    use cebra::weights::{load_with_criterion, save_with_criterion};
+    let model = cebra::init("offset10-model-mse", &ModelArgs::new(4, 8, 3)).unwrap();
     let criterion = Criterion::new("learnable-euclidean-infonce", &cebra::Options::parse("temperature=0.3;min_temperature=0.01").unwrap()).unwrap();
+    // Move the learned temperature away from its initial value (as training would), so that the round
+    // trip shows the state, not the options, comes back: exp(-0.7) ≈ 0.497 instead of 0.3.
+    tch::no_grad(|| criterion.parameters()[0].fill_(-0.7f64));
+    let trained = criterion.temperature();
+    assert!((trained - 0.3).abs() > 0.1, "the temperature was not changed: {trained}");
     let dir = std::env::temp_dir().join(format!("cebra-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("with-criterion.safetensors");
-    criterion.save_with_model(model.as_mut(), &path).unwrap();
-    let (loaded, restored) = Criterion::load_with_model(&path).unwrap();
+    save_with_criterion(model.as_ref(), &criterion, &path).unwrap();
+    let (loaded, restored) = load_with_criterion(&path).unwrap();
     assert_eq!(restored.name(), "learnable-euclidean-infonce");
-    assert!((restored.temperature() - 0.3).abs() < 1e-6);
+    assert!((restored.temperature() - trained).abs() < 1e-6, "{} != {trained}", restored.temperature());
     assert_eq!(restored.min_temperature(), Some(0.01));
     let x = Tensor::randn([2, 4, 12], (tch::Kind::Float, tch::Device::Cpu));
     assert_eq!(f64::try_from((model.forward(&x).unwrap() - loaded.forward(&x).unwrap()).abs().max()).unwrap(), 0.0);
     // A plain model file has no criterion.
-    cebra::weights::save(model.as_mut(), dir.join("plain.safetensors")).unwrap();
-    assert!(matches!(Criterion::load_with_model(dir.join("plain.safetensors")), Err(Error::Format(_))));
+    cebra::weights::save(model.as_ref(), dir.join("plain.safetensors")).unwrap();
+    assert!(matches!(load_with_criterion(dir.join("plain.safetensors")), Err(Error::Format(_))));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -116,6 +116,28 @@ impl Model for CallbackModel {
         let y = Tensor::f_from_slice(&out)?;
         Ok(if out_time == 1 { y.f_reshape([batch, num_output])? } else { y.f_reshape([batch, num_output, out_time])? })
     }
+    fn forward_train(&self, _input: &Tensor) -> CoreResult<Tensor> {
+        Err(Error::Unsupported(format!(
+            "model '{}' is a callback model, for inference only: it cannot be trained",
+            self.architecture.name
+        )))
+    }
+    // A callback model has no weights: its state dict is empty, and loading accepts only an empty one
+    // (any tensor is reported as unexpected by the shared check).
+    fn parameters(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> CoreResult<()> {
+        crate::model::check_state_dict(&[], tensors)
+    }
+    // No dropout to switch: training mode is not recorded, and the model reports inference mode.
+    fn set_training(&mut self, _training: bool) {}
+    fn is_training(&self) -> bool {
+        false
+    }
 }
 
 /// Registers a model implemented by the caller under `name`. `cebra_model_init(name, …)` then gives a

@@ -199,8 +199,8 @@ pub unsafe extern "C" fn cebra_model_save(model: *const CebraModel, path: *const
     boundary(|| {
         let handle = model_ref(model)?;
         let path = c_path(path, "path")?;
-        let mut guard = handle.lock();
-        crate::weights::save(guard.as_mut(), path)?;
+        let guard = handle.lock();
+        crate::weights::save(guard.as_ref(), path)?;
         Ok(())
     })
 }
@@ -234,7 +234,7 @@ pub unsafe extern "C" fn cebra_model_set_output_num(model: *mut CebraModel, labe
         if model.as_classifier().is_none() {
             return Err(not_a_classifier(model));
         }
-        model.as_classifier().expect("checked").set_output_num(label_num, override_existing != 0)?;
+        model.as_classifier_mut().expect("checked").set_output_num(label_num, override_existing != 0)?;
         Ok(())
     })
 }
@@ -255,8 +255,8 @@ pub unsafe extern "C" fn cebra_model_forward_classifier(
 ) -> CebraStatus {
     boundary(|| {
         let handle = model_ref(model)?;
-        let mut guard = handle.lock();
-        let model: &mut dyn Model = guard.as_mut();
+        let guard = handle.lock();
+        let model: &dyn Model = guard.as_ref();
         let steps = forward_shape(model, batch, num_input, time)?;
         let num_output = model.num_output();
         let classifier = match model.as_classifier() {
