@@ -80,25 +80,24 @@ impl Registry {
 
     fn insert_locked(&self, entry: Entry, flags: RegisterFlags, replaced: &mut Option<Entry>) -> Result<()> {
         let mut entries = self.write();
-        if let Some(pos) = entries.iter().position(|e| e.name == entry.name) {
-            if !flags.override_existing {
-                return Err(Error::AlreadyRegistered(format!(
-                    "Name {} is already registered.",
-                    entry.name
-                )));
-            }
-            *replaced = Some(entries.remove(pos));
+        let existing = entries.iter().position(|e| e.name == entry.name);
+        if existing.is_some() && !flags.override_existing {
+            return Err(Error::AlreadyRegistered(format!("Name {} is already registered.", entry.name)));
         }
+        // Every check runs before anything is removed, so a failed registration changes nothing. The
+        // entry being replaced does not count as a duplicate of the new factory.
         if !flags.deprecated && entry.base.is_none() {
-            if let Some(other) = entries
-                .iter()
-                .find(|e| e.base.is_none() && Arc::ptr_eq(&e.factory, &entry.factory))
-            {
+            if let Some(other) = entries.iter().enumerate().find_map(|(i, e)| {
+                (Some(i) != existing && e.base.is_none() && Arc::ptr_eq(&e.factory, &entry.factory)).then_some(e)
+            }) {
                 return Err(Error::AlreadyRegistered(format!(
                     "The model factory of '{}' is already registered as '{}'. Register it with the deprecated flag to keep an alias.",
                     entry.name, other.name
                 )));
             }
+        }
+        if let Some(pos) = existing {
+            *replaced = Some(entries.remove(pos));
         }
         entries.push(entry);
         Ok(())

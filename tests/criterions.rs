@@ -28,18 +28,19 @@ fn close(name: &str, what: &str, ours: &tch::Tensor, reference: &tch::Tensor, fa
 
 #[test]
 fn every_criterion_case_matches_the_reference() {
-    let dir = fixtures().join("criterions");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    cases.sort();
+    // The manifest lists every case the fixture script wrote, so a vanished file fails here.
+    let cases: Vec<String> = manifest()["criterion_cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert!(!cases.is_empty(), "the manifest lists no criterion case");
     let mut failures = Vec::new();
-    let mut count = 0;
-    for path in cases {
-        let file_name = path.file_name().unwrap().to_string_lossy().to_string();
-        if file_name == "similarity.safetensors" {
-            continue;
-        }
-        let case = file_name.trim_end_matches(".safetensors").to_string();
-        let file = cebra::weights::read_file(&path).unwrap();
+    for case in &cases {
+        let case = case.clone();
+        let file = cebra::weights::read_file(fixtures().join(format!("criterions/{case}.safetensors")))
+            .unwrap_or_else(|e| panic!("criterion case {case}: {e}"));
         let criterion_name = &file.metadata["criterion"];
         let options = Options::parse(&file.metadata["options"]).unwrap();
         let mut criterion = Criterion::new(criterion_name, &options).unwrap();
@@ -66,13 +67,22 @@ fn every_criterion_case_matches_the_reference() {
         } else {
             assert!(grads.grad_log_inverse_temperature.is_none());
         }
-        // The saved/loaded state round-trips.
-        let state = criterion.state_dict().into_iter().map(|(k, v)| (k, v.copy())).collect::<Vec<_>>();
-        criterion.load_state_dict(&state).unwrap();
-        count += 1;
+        // Loading a state replaces the learnable temperature (log_inverse_temperature = 0.25 gives
+        // temperature exp(-0.25), unless min_temperature clamps it); other criterions have no state and
+        // refuse any tensor.
+        let state = vec![("log_inverse_temperature".to_string(), tch::Tensor::from(0.25f32))];
+        if criterion.is_learnable() {
+            criterion.load_state_dict(&state).unwrap();
+            let expected = (-0.25f64).exp().max(criterion.min_temperature().unwrap_or(0.0));
+            if (criterion.temperature() - expected).abs() > 1e-6 {
+                failures.push(format!("{case}: loaded temperature {} != {expected}", criterion.temperature()));
+            }
+        } else {
+            assert!(criterion.state_dict().is_empty(), "{case}");
+            assert!(criterion.load_state_dict(&state).is_err(), "{case}: a stateless criterion accepted a tensor");
+        }
     }
     assert!(failures.is_empty(), "criterion mismatches:\n{}", failures.join("\n"));
-    assert!(count >= 50, "only {count} criterion cases found");
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn seeded_state_dict(name: &str, classifier: bool) -> Vec<(String, tch::Tensor)>
     let mut model = init(name, &ModelArgs::new(7, 12, 3)).unwrap_or_else(|e| panic!("{name}: {e}"));
     if classifier {
         model
-            .as_classifier()
+            .as_classifier_mut()
             .unwrap_or_else(|| panic!("{name} is not a classifier"))
             .set_output_num(LABEL_NUM, false)
             .unwrap();
@@ -70,7 +70,7 @@ fn check_bounds(failures: &mut Vec<String>) -> usize {
     cebra::manual_seed(7);
     for name in cebra::get_options(None, None, true).iter().filter(|n| !n.starts_with("test-")) {
         let mut model = init(name, &ModelArgs::new(7, 12, 3)).unwrap();
-        if let Some(c) = model.as_classifier() {
+        if let Some(c) = model.as_classifier_mut() {
             c.set_output_num(LABEL_NUM, false).unwrap();
         }
         let state = model.state_dict();

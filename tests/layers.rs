@@ -1,6 +1,6 @@
 //! Layer-level parity with the reference modules (`tests/fixtures/layers.safetensors`, written by
 //! tools/reference/make_fixtures.py): every case of the file is built as a [`cebra::layers::Layer`]
-//! over a local parameter list and its forward output compared, NaN positions included.
+//! holding the case's parameters and its forward output compared, NaN positions included.
 #![allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x <= tol)` also fails on NaN
 mod common;
 use cebra::layers::{Conv1d, Layer, Linear};
@@ -10,38 +10,41 @@ use tch::Tensor;
 
 const TOL: f64 = 1e-6;
 
-/// A case: the layer, the parameters its indices point into, and the case's metadata.
-fn build(file: &TensorFile, case: &str) -> (Layer, Vec<Tensor>) {
+/// A case: the layer holding the case's parameters.
+fn build(file: &TensorFile, case: &str) -> Layer {
     let meta: serde_json::Value = serde_json::from_str(&file.metadata[case]).unwrap();
     let t = |k: &str| tensor(file, &format!("{case}.{k}")).shallow_clone();
     let int = |k: &str| meta[k].as_i64().unwrap_or_else(|| panic!("{case}: metadata {k}"));
-    let conv = |inp, out, kernel, stride| Conv1d { weight: 0, bias: 1, in_channels: inp, out_channels: out, kernel, stride };
+    let conv = |inp, out, kernel, stride| Conv1d {
+        weight: t("weight"),
+        bias: t("bias"),
+        in_channels: inp,
+        out_channels: out,
+        kernel,
+        stride,
+    };
     let kind = meta["layer"].as_str().unwrap();
-    let no_params = Vec::new;
     match kind {
         "GELU" => {
             assert_eq!(meta["approximate"], "none");
-            (Layer::Gelu, no_params())
+            Layer::Gelu
         }
-        "Tanh" => (Layer::Tanh, no_params()),
+        "Tanh" => Layer::Tanh,
         "Hardtanh" => {
             let min = meta["min_val"].as_f64().unwrap();
             let max = meta["max_val"].as_f64().unwrap();
-            (Layer::Hardtanh { min, max }, no_params())
+            Layer::Hardtanh { min, max }
         }
         "Flatten" => {
             assert_eq!((int("start_dim"), int("end_dim")), (1, -1));
-            (Layer::Flatten, no_params())
+            Layer::Flatten
         }
-        "Squeeze" => (Layer::Squeeze, no_params()),
+        "Squeeze" => Layer::Squeeze,
         "_Norm" => {
             assert_eq!(int("dim"), 1);
-            (Layer::Norm, no_params())
+            Layer::Norm
         }
-        "Conv1d" => {
-            let c = conv(int("in_channels"), int("out_channels"), int("kernel_size"), int("stride"));
-            (Layer::Conv1d(c), vec![t("weight"), t("bias")])
-        }
+        "Conv1d" => Layer::Conv1d(conv(int("in_channels"), int("out_channels"), int("kernel_size"), int("stride"))),
         "_Skip" => {
             let modules: Vec<&str> = meta["modules"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
             let inner = modules
@@ -54,16 +57,15 @@ fn build(file: &TensorFile, case: &str) -> (Layer, Vec<Tensor>) {
                 .collect();
             let crop = meta["crop"].as_array().unwrap();
             let crop = (crop[0].as_i64().unwrap(), crop[1].as_i64().unwrap());
-            (Layer::Skip { inner, crop }, vec![t("weight"), t("bias")])
+            Layer::Skip { inner, crop }
         }
-        "_SkipLinear" => {
-            let l = Linear { weight: 0, bias: 1, in_features: int("in_features"), out_features: int("out_features") };
-            (Layer::SkipLinear(l), vec![t("weight"), t("bias")])
-        }
-        "_MeanAndConv" => {
-            let c = conv(int("inp"), int("output"), int("kernel"), int("stride"));
-            (Layer::MeanAndConv(c), vec![t("weight"), t("bias")])
-        }
+        "_SkipLinear" => Layer::SkipLinear(Linear {
+            weight: t("weight"),
+            bias: t("bias"),
+            in_features: int("in_features"),
+            out_features: int("out_features"),
+        }),
+        "_MeanAndConv" => Layer::MeanAndConv(conv(int("inp"), int("output"), int("kernel"), int("stride"))),
         other => panic!("{case}: layer type {other} has no test"),
     }
 }
@@ -81,10 +83,10 @@ fn every_layer_case_matches_the_reference() {
     let mut failures = Vec::new();
     for case in &cases {
         let meta: serde_json::Value = serde_json::from_str(&file.metadata[case]).unwrap();
-        let (layer, params) = build(&file, case);
+        let layer = build(&file, case);
         let input = tensor(&file, &format!("{case}.input"));
         let expected = tensor(&file, &format!("{case}.output"));
-        let out = match layer.forward(&params, input, false) {
+        let out = match layer.forward(input, false) {
             Ok(out) => out,
             Err(e) => {
                 failures.push(format!("{case}: {e}"));
@@ -110,7 +112,7 @@ fn every_layer_case_matches_the_reference() {
         }
         // The shape arithmetic agrees with the forward pass (for time-carrying 3-D inputs; Flatten's
         // rule is the models' "one time step" rule, checked in `layer_shape_rules`).
-        if input.dim() == 3 && layer != Layer::Flatten {
+        if input.dim() == 3 && !matches!(layer, Layer::Flatten) {
             let predicted = layer.output_time(Some(input.size()[2])).unwrap();
             let actual = if out.dim() == 3 { Some(out.size()[2]) } else { None };
             if predicted != actual {
@@ -118,7 +120,7 @@ fn every_layer_case_matches_the_reference() {
             }
         }
         // Training mode changes nothing for these layers (no dropout among them).
-        let train = layer.forward(&params, input, true).unwrap();
+        let train = layer.forward(input, true).unwrap();
         if max_abs_diff(&out, &train) != 0.0 {
             failures.push(format!("{case}: training-mode output differs"));
         }
@@ -137,8 +139,9 @@ fn layer_shape_rules() {
     assert_eq!(Layer::Squeeze.output_time(Some(1)).unwrap(), None);
     assert_eq!(Layer::Squeeze.output_time(Some(4)).unwrap(), Some(4));
     // Convolutions: unpadded, strided; too short an input is an error naming the kernel.
-    let c = Conv1d { weight: 0, bias: 1, in_channels: 2, out_channels: 3, kernel: 3, stride: 2 };
-    let conv = Layer::Conv1d(c);
+    let zeros = |shape: &[i64]| Tensor::zeros(shape, (tch::Kind::Float, tch::Device::Cpu));
+    let c = Conv1d { weight: zeros(&[3, 2, 3]), bias: zeros(&[3]), in_channels: 2, out_channels: 3, kernel: 3, stride: 2 };
+    let conv = Layer::Conv1d(c.shallow_clone());
     assert_eq!(conv.output_time(Some(11)).unwrap(), Some(5));
     assert_eq!(conv.output_time(Some(3)).unwrap(), Some(1));
     let err = conv.output_time(Some(2)).unwrap_err();
@@ -157,8 +160,8 @@ fn layer_shape_rules() {
 fn dropout1d_drops_whole_channels_in_training_only() {
     let x = Tensor::ones([8, 16, 5], (tch::Kind::Float, tch::Device::Cpu));
     let layer = Layer::Dropout1d { p: 0.5 };
-    assert_eq!(max_abs_diff(&layer.forward(&[], &x, false).unwrap(), &x), 0.0);
-    let y = layer.forward(&[], &x, true).unwrap();
+    assert_eq!(max_abs_diff(&layer.forward(&x, false).unwrap(), &x), 0.0);
+    let y = layer.forward(&x, true).unwrap();
     // Each (batch, channel) row is either all zero or all 1/(1-p) = 2.
     let rows = Vec::<f64>::try_from(y.to_kind(tch::Kind::Double).flatten(0, -1)).unwrap();
     let mut zero_rows = 0;
@@ -167,6 +170,6 @@ fn dropout1d_drops_whole_channels_in_training_only() {
         zero_rows += (row[0] == 0.0) as usize;
     }
     assert!(zero_rows > 0 && zero_rows < 128, "{zero_rows} of 128 channels dropped");
-    let none = Layer::Dropout1d { p: 0.0 }.forward(&[], &x, true).unwrap();
+    let none = Layer::Dropout1d { p: 0.0 }.forward(&x, true).unwrap();
     assert_eq!(max_abs_diff(&none, &x), 0.0);
 }

@@ -33,6 +33,22 @@ impl Model for MeanModel {
     fn forward(&self, input: &Tensor) -> cebra::Result<Tensor> {
         Ok(input.mean_dim([1i64].as_slice(), true, None).repeat([1, self.num_output(), 1]))
     }
+    fn forward_train(&self, input: &Tensor) -> cebra::Result<Tensor> {
+        self.forward(input)
+    }
+    fn parameters(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> cebra::Result<()> {
+        cebra::model::check_state_dict(&[], tensors)
+    }
+    fn set_training(&mut self, _training: bool) {}
+    fn is_training(&self) -> bool {
+        false
+    }
 }
 
 fn mean_factory() -> ModelFactory {
@@ -43,6 +59,27 @@ fn mean_factory() -> ModelFactory {
 
 fn names(r: &Registry) -> Vec<String> {
     r.get_options(None, None, true)
+}
+
+#[test]
+fn a_failed_registration_changes_nothing() {
+    let r = Registry::new();
+    let shared = mean_factory();
+    r.register("a", mean_factory(), RegisterFlags::default()).unwrap();
+    r.register("b", shared.clone(), RegisterFlags::default()).unwrap();
+    // Overriding "a" with the factory already registered as "b" fails the duplicate-factory check:
+    // the old "a" must still be there, in its place.
+    let err = r.register("a", shared, RegisterFlags { override_existing: true, ..Default::default() }).unwrap_err();
+    assert!(matches!(err, Error::AlreadyRegistered(_)), "{err}");
+    assert_eq!(names(&r), ["a", "b"]);
+    assert!(r.init("a", &ModelArgs::new(3, 4, 2)).is_ok());
+}
+
+#[test]
+fn a_model_without_weights_refuses_a_file_with_tensors() {
+    let mut model = mean_factory()("mean", &ModelArgs::new(3, 4, 2)).unwrap();
+    let err = model.load_state_dict(&[("net.0.weight".to_string(), Tensor::zeros([2], (tch::Kind::Float, tch::Device::Cpu)))]).unwrap_err();
+    assert!(matches!(&err, Error::Format(m) if m.contains("unexpected tensor 'net.0.weight'")), "{err}");
 }
 
 #[test]
@@ -160,7 +197,7 @@ fn learnable_criterion_saves_and_loads_with_the_model() {
     let criterion = Criterion::new("learnable-euclidean-infonce", &cebra::Options::parse("temperature=0.3;min_temperature=0.01").unwrap()).unwrap();
     // Move the learned temperature away from its initial value (as training would), so that the round
     // trip shows the state, not the options, comes back: exp(-0.7) ≈ 0.497 instead of 0.3.
-    tch::no_grad(|| criterion.parameters()[0].fill_(-0.7f64));
+    let _ = tch::no_grad(|| criterion.parameters()[0].fill_(-0.7f64));
     let trained = criterion.temperature();
     assert!((trained - 0.3).abs() > 0.1, "the temperature was not changed: {trained}");
     let dir = std::env::temp_dir().join(format!("cebra-test-{}", std::process::id()));

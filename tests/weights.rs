@@ -35,7 +35,7 @@ fn model(name: &str, options: &str, label_num: Option<i64>) -> Box<dyn Model> {
     let args = ModelArgs::new(7, 12, 3).with_options(Options::parse(options).unwrap());
     let mut m = init(name, &args).unwrap_or_else(|e| panic!("{name}: {e}"));
     if let Some(n) = label_num {
-        m.as_classifier().unwrap().set_output_num(n, false).unwrap();
+        m.as_classifier_mut().unwrap().set_output_num(n, false).unwrap();
     }
     m
 }
@@ -340,7 +340,7 @@ fn load_model_rebuilds_the_architecture() {
         assert_eq!(file.metadata.get(meta::LABEL_NUM), label_num.map(|n| n.to_string()).as_ref());
         assert!(file.metadata.contains_key(meta::VERSION));
 
-        let mut loaded = weights::load_model(&path).unwrap();
+        let loaded = weights::load_model(&path).unwrap();
         assert_eq!(loaded.architecture(), source.architecture(), "{name}");
         assert_eq!(loaded.offset(), source.offset());
         assert_eq!(loaded.num_parameters(), source.num_parameters(), "{name}");
