@@ -27,8 +27,30 @@ RELEASE    := $(TARGET_DIR)/release
 # The C test suite's goals (bindings/c/tests/Makefile), run against the release library.
 C_TEST_GOALS ?= header test valgrind asan
 
-# libtorch, fetched (or found) only for goals that compile or run something.
-NO_TORCH_GOALS := clean help readme-check
+# The ABI version (the SONAME is libcebra.so.$(ABI)), from build.rs.
+ABI := $(shell sed -n 's/^const ABI_VERSION: u32 = \([0-9]*\);/\1/p' build.rs)
+
+# System tools, checked (and installed with apt-get when possible) before any long step.
+TOOL_GROUPS :=
+ifneq ($(filter build demo c-test cargo-test header-check,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+  TOOL_GROUPS += build
+endif
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+  TOOL_GROUPS += test
+endif
+ifneq ($(filter install-test,$(MAKECMDGOALS)),)
+  TOOL_GROUPS += install-test
+endif
+ifneq ($(strip $(TOOL_GROUPS)),)
+  $(shell bash tools/ensure-tools.sh $(sort $(TOOL_GROUPS)) >&2)
+  ifneq ($(.SHELLSTATUS),0)
+    $(error tools/ensure-tools.sh: missing system tools (see its message above))
+  endif
+endif
+
+# libtorch, fetched (or found) only for goals that compile or run something. `install` uses what
+# `build` left and fetches nothing, so `sudo make install` needs neither cargo nor a libtorch cache.
+NO_TORCH_GOALS := clean help readme-check header install
 ifneq ($(filter-out $(NO_TORCH_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
   ifneq ($(origin LIBTORCH),command line)
     LIBTORCH := $(shell bash tools/fetch-libtorch.sh)
@@ -42,43 +64,52 @@ ifneq ($(filter-out $(NO_TORCH_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
   export LIBTORCH
 endif
 
-.PHONY: all build test cargo-test header-check readme-check c-test install install-test demo fuzz clean help
+.PHONY: all build test cargo-test clippy header header-check readme-check c-test install install-test demo fuzz clean help
 
 all: build
 
 build:
+	@# The repository's .libtorch link lets a plain `cargo build` find this libtorch (.cargo/config.toml).
+	ln -sfn "$(LIBTORCH)" .libtorch
 	$(CARGO) build --release
-	@for f in libcebra.so libcebra.a cebra; do \
+	@for f in libcebra.so libcebra.a cebra include/cebra.h; do \
 	  test -f "$(RELEASE)/$$f" || { echo "build: $(RELEASE)/$$f is missing" >&2; exit 1; }; \
 	done
-	@echo "built $(RELEASE)/libcebra.so, $(RELEASE)/libcebra.a, include/cebra.h and $(RELEASE)/cebra"
+	@# Programs linked with -lcebra record the SONAME libcebra.so.$(ABI): give it a file in the build tree.
+	ln -sfn libcebra.so "$(RELEASE)/libcebra.so.$(ABI)"
+	@echo "built $(RELEASE)/libcebra.so (SONAME libcebra.so.$(ABI)), $(RELEASE)/libcebra.a, $(RELEASE)/include/cebra.h and $(RELEASE)/cebra"
 
 # The steps run one after the other (also under make -j), each reporting its own failure.
 test: build
-	$(MAKE) --no-print-directory cargo-test
 	$(MAKE) --no-print-directory header-check
+	$(MAKE) --no-print-directory cargo-test
+	$(MAKE) --no-print-directory clippy
 	$(MAKE) --no-print-directory readme-check
 	$(MAKE) --no-print-directory c-test
 	$(MAKE) --no-print-directory install-test
 	@echo "make test: all steps passed"
 
+# Release profile, as `build`: the tests reuse its dependencies instead of compiling a debug set.
 cargo-test:
-	$(CARGO) test --all-targets
-	$(CARGO) test --doc
+	$(CARGO) test --release --all-targets
+	$(CARGO) test --release --doc
 
-# The build regenerates include/cebra.h from src/ffi (build.rs); the committed header must match it.
+clippy:
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# The build generates the header from src/ffi into $(RELEASE)/include/cebra.h (build.rs); the source
+# tree is never written by a build. `make header` refreshes the committed copy; header-check compares.
+header: 
+	@test -f "$(RELEASE)/include/cebra.h" || { echo "header: run make build first" >&2; exit 1; }
+	cp "$(RELEASE)/include/cebra.h" include/cebra.h
+	@echo "header: include/cebra.h refreshed from $(RELEASE)/include/cebra.h"
+
 header-check: build
-	@git_() { git -c safe.directory="$(CURDIR)" "$$@"; }; \
-	if [ "$$(git_ rev-parse --show-toplevel 2>/dev/null)" != "$(CURDIR)" ]; then \
-	  echo "header-check: WARNING: not a git checkout, cannot check that include/cebra.h is up to date" >&2; \
-	elif ! git_ ls-files --error-unmatch include/cebra.h >/dev/null 2>&1; then \
-	  echo "header-check: include/cebra.h is not committed: commit the header the build generated" >&2; exit 1; \
-	elif ! git_ diff --exit-code -- include/cebra.h; then \
-	  echo "header-check: include/cebra.h is STALE: the build regenerated it from src/ffi and it differs" >&2; \
-	  echo "header-check: from the committed header (diff above). Review and commit the regenerated include/cebra.h." >&2; \
-	  exit 1; \
+	@if diff -u include/cebra.h "$(RELEASE)/include/cebra.h"; then \
+	  echo "header-check: include/cebra.h matches the header generated from src/ffi"; \
 	else \
-	  echo "header-check: include/cebra.h matches the committed header"; \
+	  echo "header-check: include/cebra.h is STALE (diff above): run 'make header' and commit it" >&2; \
+	  exit 1; \
 	fi
 
 # The README's "Using it from C" program is bindings/c/examples/embed.c, verbatim.
@@ -95,26 +126,39 @@ c-test: build
 	  echo "c-test: no bindings/c/tests/Makefile, nothing to run"; \
 	fi
 
-install: build
+# Installs what `make build` made; builds and fetches nothing. libcebra.so.$(ABI).$(VERSION) with the
+# links libcebra.so.$(ABI) (the SONAME) and libcebra.so; the libtorch libraries it loads go to
+# lib/cebra/, which the library and the CLI find through their $$ORIGIN-relative run paths.
+install:
 	@case "$(PREFIX)" in /*) ;; *) echo "install: PREFIX must be an absolute path, got '$(PREFIX)'" >&2; exit 1;; esac
-	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/include" \
+	@for f in libcebra.so libcebra.a cebra include/cebra.h; do \
+	  test -f "$(RELEASE)/$$f" || { echo "install: $(RELEASE)/$$f is missing: run 'make build' first" >&2; exit 1; }; \
+	done
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/include" "$(DESTDIR)$(PREFIX)/lib/cebra" \
 	  "$(DESTDIR)$(PREFIX)/lib/pkgconfig" "$(DESTDIR)$(PREFIX)/lib/cmake/cebra"
-	install -m 0755 "$(RELEASE)/libcebra.so" "$(DESTDIR)$(PREFIX)/lib/libcebra.so"
+	install -m 0755 "$(RELEASE)/libcebra.so" "$(DESTDIR)$(PREFIX)/lib/libcebra.so.$(ABI).$(VERSION)"
+	ln -sfn "libcebra.so.$(ABI).$(VERSION)" "$(DESTDIR)$(PREFIX)/lib/libcebra.so.$(ABI)"
+	ln -sfn "libcebra.so.$(ABI)" "$(DESTDIR)$(PREFIX)/lib/libcebra.so"
 	install -m 0644 "$(RELEASE)/libcebra.a" "$(DESTDIR)$(PREFIX)/lib/libcebra.a"
 	install -m 0755 "$(RELEASE)/cebra" "$(DESTDIR)$(PREFIX)/bin/cebra"
+	strip --strip-debug "$(DESTDIR)$(PREFIX)/lib/libcebra.so.$(ABI).$(VERSION)" \
+	  "$(DESTDIR)$(PREFIX)/lib/libcebra.a" "$(DESTDIR)$(PREFIX)/bin/cebra"
 	install -m 0644 include/cebra.h "$(DESTDIR)$(PREFIX)/include/cebra.h"
+	bash tools/install/libtorch-libs.sh "$(RELEASE)/libcebra.so" | while read -r lib; do \
+	  install -m 0644 "$$lib" "$(DESTDIR)$(PREFIX)/lib/cebra/$$(basename "$$lib")"; \
+	done
 	for t in pkgconfig/cebra.pc cmake/cebra/cebraConfig.cmake cmake/cebra/cebraConfigVersion.cmake; do \
-	  sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@LIBTORCH@|$(abspath $(LIBTORCH))|g' \
+	  sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@ABI@|$(ABI)|g' \
 	    "tools/install/$$(basename $$t).in" > "$(DESTDIR)$(PREFIX)/lib/$$t"; \
 	done
-	@echo "installed libcebra $(VERSION) into $(DESTDIR)$(PREFIX)"
+	@echo "installed libcebra $(VERSION) (ABI $(ABI)) into $(DESTDIR)$(PREFIX)"
 
 # Installs into a temporary prefix, then builds bindings/c/examples/embed.c against it with pkg-config
 # and with CMake and runs the programs with an empty environment (tools/install/test-install.sh).
 install-test: build
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/cebra-install-test.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; \
-	$(MAKE) --no-print-directory install PREFIX="$$tmp/prefix" >/dev/null; \
+	$(MAKE) --no-print-directory install PREFIX="$$tmp/prefix" LIBTORCH="$(LIBTORCH)" >/dev/null; \
 	CC="$(CC)" bash tools/install/test-install.sh "$$tmp/prefix" "$$tmp/work"
 
 demo: build

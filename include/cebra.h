@@ -48,7 +48,7 @@
 /**
  * Version of the binary interface; bumped on any incompatible change of an exported signature.
  */
-#define CEBRA_ABI_VERSION 1
+#define CEBRA_ABI_VERSION 2
 
 /**
  * An opaque criterion handle. Calls on one handle are serialised.
@@ -187,6 +187,11 @@ CebraStatus cebra_debug_panic(void);
  * `free_user_data` (may be NULL) runs exactly once, when the registration and every model created from
  * it are gone; if registration fails it is not called. `flags`: `CEBRA_REGISTER_OVERRIDE`,
  * `CEBRA_REGISTER_DEPRECATED`. Callbacks may be called from any thread; models are inference-only.
+ *
+ * # Safety
+ * `name` is NULL or NUL-terminated; `forward` (and `free_user_data`, if given) are functions with the
+ * documented signatures that may be called from any thread with `user_data`, until `free_user_data`
+ * has run.
  */
 CebraStatus cebra_register_callback(const char *name,
                                     int64_t offset_left,
@@ -201,6 +206,9 @@ CebraStatus cebra_register_callback(const char *name,
  * `learnable-cosine-infonce`, `learnable-euclidean-infonce`, `nce`, and the aliases `infonce`,
  * `infomse`. Options: `temperature` (default 1), `min_temperature` (learnable only), `negative_weight`
  * and `reduce=mean|sum` (nce only).
+ *
+ * # Safety
+ * `name` is NULL or NUL-terminated; `options` is NULL or NUL-terminated; `out` is NULL or writable.
  */
 CebraStatus cebra_criterion_init(const char *name,
                                  const char *options,
@@ -208,6 +216,10 @@ CebraStatus cebra_criterion_init(const char *name,
 
 /**
  * Criterion names matching `pattern`, like `cebra_get_options`.
+ *
+ * # Safety
+ * `pattern` is NULL or NUL-terminated; `buf` is NULL or holds `buf_len` writable bytes; `needed` is
+ * NULL or writable.
  */
 CebraStatus cebra_criterion_get_options(const char *pattern,
                                         size_t limit,
@@ -217,15 +229,22 @@ CebraStatus cebra_criterion_get_options(const char *pattern,
 
 /**
  * Releases a criterion handle; NULL is a no-op.
+ *
+ * # Safety
+ * `criterion` is NULL or a live handle, not used again after this call.
  */
 void cebra_criterion_free(struct CebraCriterion *criterion);
 
 /**
  * The criterion's three outputs: one value each for the InfoNCE family (loss, corrected align and
  * uniform terms), `n` values each for `nce` (per-sample). `out_len` is the capacity of each buffer.
+ *
+ * # Safety
+ * `criterion` is NULL or a live handle; `reference` and `pos` are NULL or hold `n * d` floats, `neg`
+ * NULL or `m * d`; `loss`, `align`, `uniform` are NULL or hold `out_len` writable floats each.
  */
 CebraStatus cebra_criterion_forward(struct CebraCriterion *criterion,
-                                    const float *ref_,
+                                    const float *reference,
                                     const float *pos,
                                     int64_t n,
                                     const float *neg,
@@ -238,11 +257,17 @@ CebraStatus cebra_criterion_forward(struct CebraCriterion *criterion,
 
 /**
  * The scalar training minimises (InfoNCE family: the loss; nce: minus the mean per-sample output) and
- * its gradients; any gradient pointer may be NULL to skip it. `grad_log_inverse_temperature` is
- * written only for learnable criterions.
+ * its gradients; any gradient pointer may be NULL to skip it (its capacity is then ignored). A
+ * capacity smaller than its gradient (`n*d`, `n*d`, `m*d`) is BUFFER_TOO_SMALL and nothing is written.
+ * `grad_log_inverse_temperature` is written only for learnable criterions.
+ *
+ * # Safety
+ * `criterion` is NULL or a live handle; the inputs as for `cebra_criterion_forward`; `loss` NULL or
+ * writable; each gradient buffer NULL or holding its stated capacity of writable floats;
+ * `grad_log_inverse_temperature` NULL or writable.
  */
 CebraStatus cebra_criterion_backward(struct CebraCriterion *criterion,
-                                     const float *ref_,
+                                     const float *reference,
                                      const float *pos,
                                      int64_t n,
                                      const float *neg,
@@ -250,42 +275,64 @@ CebraStatus cebra_criterion_backward(struct CebraCriterion *criterion,
                                      int64_t d,
                                      float *loss,
                                      float *grad_ref,
+                                     size_t grad_ref_len,
                                      float *grad_pos,
+                                     size_t grad_pos_len,
                                      float *grad_neg,
+                                     size_t grad_neg_len,
                                      double *grad_log_inverse_temperature);
 
 /**
  * The current temperature (`1 / clamp(exp(log_inverse_temperature))` for learnable criterions).
+ *
+ * # Safety
+ * `criterion` is NULL or a live handle; `out` is NULL or writable.
  */
 CebraStatus cebra_criterion_get_temperature(const struct CebraCriterion *criterion, double *out);
 
 /**
- * `pos_dist[i] = ref_i·pos_i` (`n` values), `neg_dist[i*m + j] = ref_i·neg_j` (`n*m` values).
+ * `pos_dist[i] = reference_i·pos_i` (`n` values), `neg_dist[i*m + j] = reference_i·neg_j` (`n*m`
+ * values). A capacity below `n` or `n*m` is BUFFER_TOO_SMALL and nothing is written.
+ *
+ * # Safety
+ * `reference` and `pos` are NULL or hold `n * d` floats, `neg` NULL or `m * d`; `pos_dist` and
+ * `neg_dist` are NULL or hold `pos_dist_len` / `neg_dist_len` writable floats.
  */
-CebraStatus cebra_dot_similarity(const float *ref_,
+CebraStatus cebra_dot_similarity(const float *reference,
                                  const float *pos,
                                  int64_t n,
                                  const float *neg,
                                  int64_t m,
                                  int64_t d,
                                  float *pos_dist,
-                                 float *neg_dist);
+                                 size_t pos_dist_len,
+                                 float *neg_dist,
+                                 size_t neg_dist_len);
 
 /**
  * Negative squared Euclidean distances, shaped as in `cebra_dot_similarity`.
+ *
+ * # Safety
+ * As for `cebra_dot_similarity`.
  */
-CebraStatus cebra_euclidean_similarity(const float *ref_,
+CebraStatus cebra_euclidean_similarity(const float *reference,
                                        const float *pos,
                                        int64_t n,
                                        const float *neg,
                                        int64_t m,
                                        int64_t d,
                                        float *pos_dist,
-                                       float *neg_dist);
+                                       size_t pos_dist_len,
+                                       float *neg_dist,
+                                       size_t neg_dist_len);
 
 /**
  * The stabilised InfoNCE of `pos_dist` `(n,)` and `neg_dist` `(n, m)`: one value each for the loss and
  * the corrected align and uniform terms.
+ *
+ * # Safety
+ * `pos_dist` is NULL or holds `n` floats, `neg_dist` NULL or `n * m`; `loss`, `align`, `uniform` are
+ * NULL or writable.
  */
 CebraStatus cebra_infonce(const float *pos_dist,
                           const float *neg_dist,
@@ -298,6 +345,10 @@ CebraStatus cebra_infonce(const float *pos_dist,
 /**
  * The C counterpart of `cebra.models.init(name, num_neurons, num_units, num_output, **options)`;
  * `options` (NULL or `"key=value;…"`) carries the extra keyword arguments.
+ *
+ * # Safety
+ * `name` is a NUL-terminated string; `options` is NULL or one; `out` points to a writable
+ * `CebraModel*` (NULL pointers are reported, not dereferenced).
  */
 CebraStatus cebra_model_init(const char *name,
                              int64_t num_neurons,
@@ -309,45 +360,82 @@ CebraStatus cebra_model_init(const char *name,
 /**
  * Builds the model a self-describing `.safetensors` file records (written by `cebra_model_save`) and
  * loads its weights.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `out` points to a writable `CebraModel*`.
  */
 CebraStatus cebra_model_load_file(const char *path,
                                   struct CebraModel **out);
 
 /**
  * Releases a model handle; NULL is a no-op.
+ *
+ * # Safety
+ * `model` is NULL or a live handle, not used again after this call.
  */
 void cebra_model_free(struct CebraModel *model);
 
 /**
  * The receptive field: `left + right` input steps give one output step.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `left` and `right` are NULL or writable.
  */
 CebraStatus cebra_model_get_offset(const struct CebraModel *model, int64_t *left, int64_t *right);
 
 /**
  * Input channels.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `out` is NULL or writable.
  */
 CebraStatus cebra_model_num_input(const struct CebraModel *model, int64_t *out);
 
 /**
  * Output features.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `out` is NULL or writable.
  */
 CebraStatus cebra_model_num_output(const struct CebraModel *model, int64_t *out);
 
 /**
  * Time downsampling factor: 1 for models that do not resample.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `out` is NULL or writable.
  */
 CebraStatus cebra_model_resample_factor(const struct CebraModel *model, int64_t *out);
 
 /**
  * Parameter counts; a tensor shared by several layers counts once, as in the reference.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `total` and `trainable` are NULL or writable.
  */
 CebraStatus cebra_model_num_parameters(const struct CebraModel *model,
                                        int64_t *total,
                                        int64_t *trainable);
 
 /**
+ * The `out_time` that `cebra_model_forward` gives for `time` input steps (resampling included):
+ * SHAPE_MISMATCH when `time` is shorter than the receptive field (or, for models that take one time
+ * step after their receptive field, longer than it).
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `out_time` is NULL or writable.
+ */
+CebraStatus cebra_model_output_time(const struct CebraModel *model,
+                                    int64_t time,
+                                    int64_t *out_time);
+
+/**
  * Runs the model on `input` `(batch, num_input, time)` without an autograd graph; `output` receives
  * `(batch, num_output, out_time)`, which for `out_time == 1` is the same bytes as `(batch, num_output)`.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `input` is NULL or holds `batch * num_input * time` floats;
+ * `output` is NULL or holds `output_len` writable floats; `out_time` is NULL or writable.
  */
 CebraStatus cebra_model_forward(struct CebraModel *model,
                                 const float *input,
@@ -361,6 +449,9 @@ CebraStatus cebra_model_forward(struct CebraModel *model,
 /**
  * Loads weights from a `.safetensors` file named by the reference `state_dict` keys. Missing, extra or
  * mis-shaped tensors are FORMAT errors naming the tensor; the model is unchanged on error.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `path` is NULL or NUL-terminated.
  */
 CebraStatus cebra_model_load(struct CebraModel *model,
                              const char *path);
@@ -368,17 +459,26 @@ CebraStatus cebra_model_load(struct CebraModel *model,
 /**
  * Saves weights (readable by Python `safetensors.torch.load_file` + `load_state_dict`) with the
  * architecture in the metadata, so `cebra_model_load_file` can rebuild the model.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `path` is NULL or NUL-terminated.
  */
 CebraStatus cebra_model_save(const struct CebraModel *model, const char *path);
 
 /**
  * Dropout on (`training != 0`) or off (the default).
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
  */
 CebraStatus cebra_model_set_training(struct CebraModel *model, uint8_t training);
 
 /**
  * Creates the classifier head `Linear(num_output, label_num)` of a classifier model; a second call
  * needs `override_existing != 0`.
+ *
+ * # Safety
+ * `model` is NULL or a live handle.
  */
 CebraStatus cebra_model_set_output_num(struct CebraModel *model,
                                        int64_t label_num,
@@ -387,6 +487,10 @@ CebraStatus cebra_model_set_output_num(struct CebraModel *model,
 /**
  * `(features, prediction) = (relu(net(x)), classifier(features))` of a classifier model with a head:
  * `features` is `(batch, num_output)`, `prediction` is `(batch, label_num)`.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `input` is NULL or holds `batch * num_input * time` floats;
+ * `features` and `prediction` are NULL or hold `features_len` / `prediction_len` writable floats.
  */
 CebraStatus cebra_model_forward_classifier(struct CebraModel *model,
                                            const float *input,
@@ -404,6 +508,10 @@ CebraStatus cebra_model_forward_classifier(struct CebraModel *model,
  * receives the byte count including the NUL, also when the buffer is too small; `buf` NULL with
  * `buf_len` 0 is a pure size query. With `expand_parametrized == 0` each parametrized family is listed
  * once, by its first expansion.
+ *
+ * # Safety
+ * `pattern` is NULL or NUL-terminated; `buf` is NULL or holds `buf_len` writable bytes; `needed` is
+ * NULL or writable.
  */
 CebraStatus cebra_get_options(const char *pattern,
                               size_t limit,
@@ -415,6 +523,9 @@ CebraStatus cebra_get_options(const char *pattern,
 /**
  * Removes a registered name (a reference model or a C callback model). Models already built from it
  * keep working.
+ *
+ * # Safety
+ * `name` is NULL or NUL-terminated.
  */
 CebraStatus cebra_unregister(const char *name);
 

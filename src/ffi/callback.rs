@@ -39,14 +39,18 @@ struct Registration {
     owns_user_data: AtomicBool,
 }
 
-// The caller promises (header documentation) that its callbacks may run on any thread.
+// SAFETY: the caller promises (header documentation) that its callbacks and `user_data` may be used
+// from any thread; everything else in a Registration is owned Rust data.
 unsafe impl Send for Registration {}
+// SAFETY: as for Send; shared access only reads the fields (the atomic flag is synchronised).
 unsafe impl Sync for Registration {}
 
 impl Drop for Registration {
     fn drop(&mut self) {
         if self.owns_user_data.load(Ordering::SeqCst) {
             if let Some(free) = self.free_user_data {
+                // SAFETY: the registration owns `user_data` and this Drop runs once, when the last
+                // holder (registry entry or model) is gone; the caller's function releases it.
                 unsafe { free(self.user_data) };
             }
         }
@@ -95,6 +99,8 @@ impl Model for CallbackModel {
         x.f_copy_data(&mut data, count)?;
         let num_output = self.num_output();
         let mut out = vec![0f32; (batch * num_output * out_time) as usize];
+        // SAFETY: the input holds batch*num_input*time floats and the output batch*num_output*out_time,
+        // as the callback is told; `user_data` is the caller's, valid while the registration lives.
         let code = unsafe {
             (self.registration.forward)(
                 self.registration.user_data,
@@ -146,6 +152,11 @@ impl Model for CallbackModel {
 /// `free_user_data` (may be NULL) runs exactly once, when the registration and every model created from
 /// it are gone; if registration fails it is not called. `flags`: `CEBRA_REGISTER_OVERRIDE`,
 /// `CEBRA_REGISTER_DEPRECATED`. Callbacks may be called from any thread; models are inference-only.
+///
+/// # Safety
+/// `name` is NULL or NUL-terminated; `forward` (and `free_user_data`, if given) are functions with the
+/// documented signatures that may be called from any thread with `user_data`, until `free_user_data`
+/// has run.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cebra_register_callback(
     name: *const c_char,
@@ -157,7 +168,8 @@ pub unsafe extern "C" fn cebra_register_callback(
     flags: u32,
 ) -> CebraStatus {
     boundary(|| {
-        let name = c_str(name, "name")?;
+        // SAFETY: `name` is NULL or NUL-terminated (contract above).
+        let name = unsafe { c_str(name, "name") }?;
         let forward = forward.ok_or(FfiError::NullPointer("forward"))?;
         if flags & !(CEBRA_REGISTER_OVERRIDE | CEBRA_REGISTER_DEPRECATED) != 0 {
             return Err(Error::InvalidArgument(format!("unknown bits in 'flags': {flags:#x}")).into());

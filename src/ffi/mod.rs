@@ -3,10 +3,13 @@
 //! Every exported function that can fail runs its body through [`boundary`], which catches panics,
 //! turns [`Error`]s into stable [`CebraStatus`] codes, and keeps the message per thread for
 //! `cebra_last_error`.
-#![allow(clippy::missing_safety_doc)]
+//!
+//! Raw pointers from the caller are turned into references or slices only by the `unsafe fn` helpers
+//! below, each stating what the caller of the C function must guarantee; those guarantees are the
+//! `# Safety` sections of the exported functions (and the header's documentation).
 use crate::error::Error;
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 mod callback;
@@ -68,7 +71,7 @@ pub const CEBRA_VERSION_MINOR: u32 = 1;
 /// Patch version of the library.
 pub const CEBRA_VERSION_PATCH: u32 = 0;
 /// Version of the binary interface; bumped on any incompatible change of an exported signature.
-pub const CEBRA_ABI_VERSION: u32 = 1;
+pub const CEBRA_ABI_VERSION: u32 = 2;
 
 pub(crate) fn status_of(error: &Error) -> CebraStatus {
     match error {
@@ -106,7 +109,9 @@ impl From<tch::TchError> for FfiError {
 pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
 
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// The NUL-terminated message of the last failure on this thread (just the NUL after a success).
+    /// A byte buffer reused in place, so that clearing it on success never allocates.
+    static LAST_ERROR: RefCell<Vec<u8>> = RefCell::new(vec![0]);
     /// Whether this thread is inside an exported function: panics there are reported as statuses,
     /// so the default hook's print to stderr is suppressed.
     static IN_BOUNDARY: Cell<bool> = const { Cell::new(false) };
@@ -127,8 +132,24 @@ fn install_quiet_panic_hook() {
 }
 
 fn set_last_error(message: &str) {
-    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = text);
+    LAST_ERROR.with(|e| {
+        let mut buffer = e.borrow_mut();
+        buffer.clear();
+        // An interior NUL would cut the message short; show it as a space.
+        buffer.extend(message.bytes().map(|b| if b == 0 { b' ' } else { b }));
+        buffer.push(0);
+    });
+}
+
+/// Empties the last error without allocating (the success path of every call).
+fn clear_last_error() {
+    LAST_ERROR.with(|e| {
+        let mut buffer = e.borrow_mut();
+        if buffer.len() != 1 {
+            buffer.clear();
+            buffer.push(0);
+        }
+    });
 }
 
 /// Runs `body` as the body of an exported function: success clears the thread's last error; an error
@@ -141,7 +162,7 @@ pub(crate) fn boundary(body: impl FnOnce() -> FfiResult) -> CebraStatus {
     IN_BOUNDARY.with(|f| f.set(outer));
     match result {
         Ok(Ok(())) => {
-            set_last_error("");
+            clear_last_error();
             CEBRA_STATUS_OK
         }
         Ok(Err(FfiError::Core(e))) => {
@@ -175,39 +196,54 @@ pub(crate) fn infallible(body: impl FnOnce()) {
 // ---------------------------------------------------------------------------------------------
 // Argument helpers: each names the offending parameter in its error.
 
-pub(crate) fn non_null<'a, T>(ptr: *const T, name: &'static str) -> FfiResult<&'a T> {
+/// Fails with NULL_POINTER when `ptr` is NULL; never dereferences it.
+pub(crate) fn require<T>(ptr: *const T, name: &'static str) -> FfiResult {
+    if ptr.is_null() { Err(FfiError::NullPointer(name)) } else { Ok(()) }
+}
+
+/// A shared reference to a caller's object.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live, initialised `T` that nothing mutates during `'a`.
+pub(crate) unsafe fn non_null<'a, T>(ptr: *const T, name: &'static str) -> FfiResult<&'a T> {
+    // SAFETY: a non-NULL `ptr` is valid for `'a` (this function's contract).
     unsafe { ptr.as_ref() }.ok_or(FfiError::NullPointer(name))
 }
 
-pub(crate) fn non_null_mut<'a, T>(ptr: *mut T, name: &'static str) -> FfiResult<&'a mut T> {
-    unsafe { ptr.as_mut() }.ok_or(FfiError::NullPointer(name))
-}
-
-pub(crate) fn c_str<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<&'a str> {
-    if ptr.is_null() {
-        return Err(FfiError::NullPointer(name));
-    }
+/// A UTF-8 string from a caller's NUL-terminated C string.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that stays unchanged during `'a`.
+pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<&'a str> {
+    require(ptr, name)?;
+    // SAFETY: `ptr` is non-NULL and NUL-terminated (this function's contract).
     unsafe { CStr::from_ptr(ptr) }
         .to_str()
         .map_err(|_| Error::InvalidArgument(format!("'{name}' is not valid UTF-8")).into())
 }
 
 /// A file path: any bytes but NUL, as Linux allows (not necessarily UTF-8).
-pub(crate) fn c_path<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<&'a std::path::Path> {
+///
+/// # Safety
+/// As for [`c_str`].
+pub(crate) unsafe fn c_path<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<&'a std::path::Path> {
     use std::os::unix::ffi::OsStrExt;
-    if ptr.is_null() {
-        return Err(FfiError::NullPointer(name));
-    }
+    require(ptr, name)?;
+    // SAFETY: `ptr` is non-NULL and NUL-terminated (this function's contract).
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
     Ok(std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)))
 }
 
-pub(crate) fn optional_c_str<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<Option<&'a str>> {
+/// [`c_str`] where NULL means "not given".
+///
+/// # Safety
+/// As for [`c_str`].
+pub(crate) unsafe fn optional_c_str<'a>(ptr: *const c_char, name: &'static str) -> FfiResult<Option<&'a str>> {
     if ptr.is_null() {
-        Ok(None)
-    } else {
-        c_str(ptr, name).map(Some)
+        return Ok(None);
     }
+    // SAFETY: forwarded contract.
+    unsafe { c_str(ptr, name) }.map(Some)
 }
 
 pub(crate) fn positive(value: i64, name: &str) -> FfiResult<i64> {
@@ -217,7 +253,8 @@ pub(crate) fn positive(value: i64, name: &str) -> FfiResult<i64> {
     Ok(value)
 }
 
-/// Product of sizes as an element count, or an error when it overflows.
+/// Product of sizes as an element count, or an error when it overflows (or exceeds what a float
+/// buffer can address).
 pub(crate) fn element_count(dims: &[i64], what: &str) -> FfiResult<usize> {
     let mut total: i64 = 1;
     for &d in dims {
@@ -229,13 +266,25 @@ pub(crate) fn element_count(dims: &[i64], what: &str) -> FfiResult<usize> {
     Ok(total as usize)
 }
 
+/// A caller's input array as a slice of `count` floats.
+///
+/// # Safety
+/// `ptr` is NULL or points to `count` initialised floats that nothing mutates during `'a`.
+pub(crate) unsafe fn input_slice<'a>(ptr: *const f32, count: usize, name: &'static str) -> FfiResult<&'a [f32]> {
+    require(ptr, name)?;
+    // SAFETY: non-NULL and valid for `count` reads (this function's contract); `count` fits isize
+    // (element_count bounds it).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
 /// A caller's input array as a float32 tensor of `dims` (copied: the library never keeps the pointer).
-pub(crate) fn input_tensor(ptr: *const f32, dims: &[i64], name: &'static str) -> FfiResult<tch::Tensor> {
+///
+/// # Safety
+/// `ptr` is NULL or points to as many floats as `dims` multiply to.
+pub(crate) unsafe fn input_tensor(ptr: *const f32, dims: &[i64], name: &'static str) -> FfiResult<tch::Tensor> {
     let count = element_count(dims, name)?;
-    if ptr.is_null() {
-        return Err(FfiError::NullPointer(name));
-    }
-    let data = unsafe { std::slice::from_raw_parts(ptr, count) };
+    // SAFETY: forwarded contract.
+    let data = unsafe { input_slice(ptr, count, name) }?;
     Ok(tch::Tensor::f_from_slice(data)?.f_reshape(dims)?)
 }
 
@@ -250,13 +299,16 @@ pub(crate) fn check_capacity(capacity: usize, needed: usize, name: &str) -> FfiR
     Ok(())
 }
 
-/// Copies a float tensor into a caller's buffer (the capacity was checked by the caller).
-pub(crate) fn write_tensor(tensor: &tch::Tensor, out: *mut f32, name: &'static str) -> FfiResult {
+/// Copies a float tensor into a caller's buffer of `capacity` elements.
+///
+/// # Safety
+/// `out` is NULL or points to `capacity` writable floats that nothing else accesses during the call.
+pub(crate) unsafe fn write_tensor(tensor: &tch::Tensor, out: *mut f32, capacity: usize, name: &'static str) -> FfiResult {
     let t = tensor.f_detach()?.f_to_kind(tch::Kind::Float)?.f_contiguous()?;
     let count = t.numel();
-    if out.is_null() {
-        return Err(FfiError::NullPointer(name));
-    }
+    check_capacity(capacity, count, name)?;
+    require(out, name)?;
+    // SAFETY: non-NULL and valid for `capacity >= count` writes (this function's contract).
     let dst = unsafe { std::slice::from_raw_parts_mut(out, count) };
     t.f_copy_data(dst, count)?;
     Ok(())
@@ -268,33 +320,49 @@ pub(crate) fn listing_limit(limit: usize) -> Option<isize> {
 }
 
 /// Writes a `'\n'`-joined, NUL-terminated list into `buf`, with the size query semantics of
-/// `cebra_get_options`.
-pub(crate) fn write_name_list(names: &[String], buf: *mut c_char, buf_len: usize, needed: *mut usize) -> FfiResult {
+/// `cebra_get_options`: `*needed` is written on success and on BUFFER_TOO_SMALL, never on another
+/// error.
+///
+/// # Safety
+/// `buf` is NULL or points to `buf_len` writable bytes; `needed` is NULL or points to a writable
+/// `size_t`.
+pub(crate) unsafe fn write_name_list(names: &[String], buf: *mut c_char, buf_len: usize, needed: *mut usize) -> FfiResult {
     let text = names.join("\n");
     let size = text.len() + 1;
-    if !needed.is_null() {
-        unsafe { *needed = size };
-    }
+    let report_size = || {
+        if !needed.is_null() {
+            // SAFETY: non-NULL `needed` is writable (this function's contract).
+            unsafe { *needed = size };
+        }
+    };
     if buf.is_null() {
         if buf_len == 0 {
+            report_size();
             return Ok(());
         }
         return Err(FfiError::NullPointer("buf"));
     }
     if buf_len < size {
+        report_size();
         return Err(Error::BufferTooSmall(format!("'buf' holds {buf_len} bytes, {size} are needed")).into());
     }
+    // SAFETY: `buf` is non-NULL and holds `buf_len >= size` bytes; the source is our own string.
     unsafe {
         std::ptr::copy_nonoverlapping(text.as_ptr(), buf as *mut u8, text.len());
         *buf.add(text.len()) = 0;
     }
+    report_size();
     Ok(())
 }
 
 /// Writes one value through an out-pointer that must not be NULL.
-pub(crate) fn write_out<T>(ptr: *mut T, value: T, name: &'static str) -> FfiResult {
-    let slot = non_null_mut(ptr, name)?;
-    *slot = value;
+///
+/// # Safety
+/// `ptr` is NULL or points to a writable `T`.
+pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T, name: &'static str) -> FfiResult {
+    require(ptr, name)?;
+    // SAFETY: non-NULL and writable (this function's contract); `T` is a plain C value type here.
+    unsafe { ptr.write(value) };
     Ok(())
 }
 
@@ -302,7 +370,8 @@ pub(crate) fn write_out<T>(ptr: *mut T, value: T, name: &'static str) -> FfiResu
 /// The pointer stays valid until the next `cebra_*` call on the same thread. Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn cebra_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    // The buffer lives as long as the thread and is changed only by the next cebra_* call on it.
+    LAST_ERROR.with(|e| e.borrow().as_ptr() as *const c_char)
 }
 
 /// A static name for a status, such as `"CEBRA_STATUS_SHAPE_MISMATCH"`; `"CEBRA_STATUS_UNKNOWN"` for a
@@ -349,6 +418,11 @@ pub extern "C" fn cebra_debug_panic() -> CebraStatus {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn abi_version_is_the_sonames() {
+        assert_eq!(super::CEBRA_ABI_VERSION.to_string(), env!("CEBRA_BUILD_ABI_VERSION"));
+    }
+
     #[test]
     fn version_macros_follow_the_crate_version() {
         assert_eq!(super::CEBRA_VERSION_MAJOR.to_string(), env!("CARGO_PKG_VERSION_MAJOR"));

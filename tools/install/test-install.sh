@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Checks an installed libcebra (`make install PREFIX=...`; run by `make install-test`):
-#   1. the installed files are there, and libcebra.so's run path reaches libtorch;
+#   1. the installed files are there (libcebra.so.<ABI> with its links, the libtorch libraries in
+#      lib/cebra), and everything the library loads resolves inside the prefix;
 #   2. bindings/c/examples/embed.c builds with `pkg-config --cflags --libs cebra`,
 #      with CMake's `find_package(cebra)` + `cebra::cebra`, and with `cebra::cebra_static`;
 #   3. each program, and the installed CLI, runs with an EMPTY environment (`env -i`: no
-#      LD_LIBRARY_PATH, no HOME) and prints the expected output.
+#      LD_LIBRARY_PATH, no HOME) and prints the expected output; when this runs as root, the programs
+#      run as user `nobody`, for whom the builder's libtorch cache (under root's home) is out of reach.
 # Usage: tools/install/test-install.sh PREFIX [WORKDIR]
 set -euo pipefail
 
@@ -17,6 +19,8 @@ example="$root/bindings/c/examples"
 # torch.manual_seed(1234): different from the program's own seeded initialisation.
 weights="$root/tests/fixtures/init/offset10-model.safetensors"
 CC=${CC:-cc}
+
+abi=$(sed -n 's/^const ABI_VERSION: u32 = \([0-9]*\);/\1/p' "$root/build.rs")
 
 # Expected output of embed (values to 1e-3). Seeded: `cebra_manual_seed(0)` then init, which gives the
 # reference's torch.manual_seed(0) weights (tests/fixtures/models/offset10-model.safetensors).
@@ -47,7 +51,7 @@ same_output() {
 run_check() {
     local name=$1 expected=$2 out rc=0
     shift 2
-    out=$(env -i "$@" 2>"$work/stderr") || rc=$?
+    out=$("${as_user[@]}" env -i "$@" 2>"$work/stderr") || rc=$?
     if [ "$rc" -ne 0 ]; then
         fail "$name: exit status $rc: $(cat "$work/stderr")"
     elif ! same_output "$out" "$expected"; then
@@ -59,16 +63,48 @@ run_check() {
 }
 
 # 1. Layout.
-for f in lib/libcebra.so lib/libcebra.a include/cebra.h bin/cebra lib/pkgconfig/cebra.pc \
-         lib/cmake/cebra/cebraConfig.cmake lib/cmake/cebra/cebraConfigVersion.cmake; do
-    [ -f "$prefix/$f" ] || fail "missing $prefix/$f"
+for f in "lib/libcebra.so.$abi" lib/libcebra.so lib/libcebra.a include/cebra.h bin/cebra lib/pkgconfig/cebra.pc \
+         lib/cmake/cebra/cebraConfig.cmake lib/cmake/cebra/cebraConfigVersion.cmake lib/cebra/libtorch_cpu.so; do
+    [ -e "$prefix/$f" ] || fail "missing $prefix/$f"
 done
-runpath=$(readelf -d "$prefix/lib/libcebra.so" | sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]/\2/p')
-found=
-IFS=: read -r -a dirs <<< "$runpath"
-for d in "${dirs[@]}"; do [ -f "$d/libtorch_cpu.so" ] && found=$d; done
-if [ -n "$found" ]; then pass "libcebra.so run path reaches libtorch ($found)"
-else fail "libcebra.so run path '$runpath' has no directory with libtorch_cpu.so"; fi
+soname=$(readelf -d "$prefix/lib/libcebra.so.$abi" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = "libcebra.so.$abi" ] && pass "SONAME $soname" || fail "SONAME is '$soname', expected libcebra.so.$abi"
+[ "$(readlink "$prefix/lib/libcebra.so")" = "libcebra.so.$abi" ] && pass "lib/libcebra.so -> libcebra.so.$abi" \
+    || fail "lib/libcebra.so is not a link to libcebra.so.$abi"
+runpath=$(readelf -d "$prefix/lib/libcebra.so.$abi" | sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]/\2/p')
+case "$runpath" in
+    '$ORIGIN/cebra'*) pass "libcebra.so run path starts with \$ORIGIN/cebra ($runpath)" ;;
+    *) fail "libcebra.so run path '$runpath' does not start with \$ORIGIN/cebra" ;;
+esac
+# Everything libtorch-related the installed library and CLI load comes from the prefix.
+for bin in "lib/libcebra.so.$abi" bin/cebra; do
+    outside=$(ldd "$prefix/$bin" | awk -v p="$prefix/" '/torch|c10|gomp|cuda|cupti/ && $2 == "=>" && index($3, p) != 1')
+    [ -z "$outside" ] && pass "$bin loads libtorch from the prefix" || fail "$bin loads from outside the prefix: $outside"
+done
+if size=$(du -sh "$prefix/lib/libcebra.so.$abi" "$prefix/lib/libcebra.a" "$prefix/bin/cebra" 2>/dev/null); then
+    pass "sizes: $(echo "$size" | awk '{ printf "%s %s; ", $1, $2 }')"
+fi
+
+# The programs run as `nobody` when we are root: the builder's libtorch (in root's home) is then out of
+# reach, so only the installed copy can be loaded. Everything they read must be readable by nobody.
+as_user=()
+if [ "$(id -u)" -eq 0 ] && command -v runuser >/dev/null 2>&1 && id nobody >/dev/null 2>&1; then
+    cp "$weights" "$work/weights.safetensors"
+    # Only our own temporary directories are opened up (make install-test puts both in one).
+    chmod -R a+rX "$prefix" "$work"
+    chmod a+x "$(dirname "$prefix")" "$(dirname "$work")" 2>/dev/null || true
+    if runuser -u nobody -- test -x "$prefix/bin/cebra" -a -r "$work/weights.safetensors"; then
+        weights="$work/weights.safetensors"
+        as_user=(runuser -u nobody --)
+        if runuser -u nobody -- test -r "${LIBTORCH:-/nonexistent}/lib/libtorch_cpu.so"; then
+            echo "install-test: note: the build's libtorch ($LIBTORCH) is readable by nobody too" >&2
+        else
+            pass "programs run as nobody, who cannot read the build's libtorch"
+        fi
+    else
+        echo "install-test: note: nobody cannot reach $prefix; running the programs as $(id -un)" >&2
+    fi
+fi
 
 # 2a. pkg-config.
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
@@ -99,7 +135,7 @@ for bin in embed-pkgconfig cmake-shared/embed cmake-static/embed; do
 done
 if [ -x "$work/embed-pkgconfig" ]; then
     # The program reports a failed status with the library's message and exits 1.
-    if env -i "$work/embed-pkgconfig" "$work/no-such-file.safetensors" >/dev/null 2>"$work/stderr"; then
+    if "${as_user[@]}" env -i "$work/embed-pkgconfig" "$work/no-such-file.safetensors" >/dev/null 2>"$work/stderr"; then
         fail "embed with a missing weights file succeeded"
     elif grep -q "cebra_model_load.*no-such-file" "$work/stderr"; then
         pass "embed with a missing weights file: $(cat "$work/stderr")"
