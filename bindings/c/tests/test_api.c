@@ -284,6 +284,13 @@ static void check_model(const char *arch, const char *weights) {
               (long long)expect_time);
         CHECK(y[n] == 12345.0f, "%s: nothing written past the output", arch);
     }
+    /* cebra_model_output_time predicts the reference's output length without running the model. */
+    {
+        int64_t predicted = -1;
+        if (CHECK_OK(cebra_model_output_time(m, in->shape[2], &predicted)))
+            CHECK(predicted == expect_time, "%s: output_time %lld, reference %lld", arch, (long long)predicted,
+                  (long long)expect_time);
+    }
     /* Training mode on and off again: eval output unchanged. */
     CHECK_OK(cebra_model_set_training(m, 1));
     CHECK_OK(cebra_model_set_training(m, 0));
@@ -524,7 +531,8 @@ static void check_criterion_case(const char *case_name) {
     gr = calloc(gref->numel, sizeof *gr);
     gp = calloc(gpos->numel, sizeof *gp);
     gn = calloc(gneg->numel, sizeof *gn);
-    if (CHECK_OK(cebra_criterion_backward(c, ref->data, pos->data, n, neg->data, m, d, &scalar, gr, gp, gn, &gt))) {
+    if (CHECK_OK(cebra_criterion_backward(c, ref->data, pos->data, n, neg->data, m, d, &scalar, gr, gref->numel, gp,
+                                          gpos->numel, gn, gneg->numel, &gt))) {
         float ws = (float)want_scalar;
         CHECK(close_enough(&scalar, &ws, 1, 0), "%s: backward loss %g vs %g", case_name, scalar, ws);
         CHECK(close_enough(gr, gref->data, gref->numel, extreme), "%s: grad_ref", case_name);
@@ -541,8 +549,8 @@ static void check_criterion_case(const char *case_name) {
     {
         float *gr2 = calloc(gref->numel, sizeof *gr2), s2 = NAN;
         double gt2 = -12345.0;
-        if (CHECK_OK(cebra_criterion_backward(c, ref->data, pos->data, n, neg->data, m, d, &s2, gr2, NULL, NULL,
-                                              &gt2))) {
+        if (CHECK_OK(cebra_criterion_backward(c, ref->data, pos->data, n, neg->data, m, d, &s2, gr2, gref->numel, NULL,
+                                              0, NULL, 0, &gt2))) {
             CHECK(s2 == scalar && memcmp(gr, gr2, gref->numel * sizeof *gr) == 0,
                   "%s: a second backward gives the same loss and gradients", case_name);
             if (glit)
@@ -553,8 +561,8 @@ static void check_criterion_case(const char *case_name) {
         free(gr2);
     }
     /* Every gradient pointer may be NULL. */
-    if (CHECK_OK(cebra_criterion_backward(c, ref->data, pos->data, n, neg->data, m, d, &scalar2, NULL, NULL, NULL,
-                                          NULL)))
+    if (CHECK_OK(cebra_criterion_backward(c, ref->data, pos->data, n, neg->data, m, d, &scalar2, NULL, 0, NULL, 0,
+                                          NULL, 0, NULL)))
         CHECK(scalar2 == scalar, "%s: backward without gradients gives the same loss", case_name);
     /* The criterion is not changed by backward (no optimiser step): forward again gives the same. */
     if (CHECK_OK(cebra_criterion_forward(c, ref->data, pos->data, n, neg->data, m, d, l, a, u, count)))
@@ -621,7 +629,7 @@ static void test_similarity(void) {
 
         want_pos = T("dot_pos");
         want_neg = T("dot_neg");
-        if (CHECK_OK(cebra_dot_similarity(ref, pos, n, neg, m, d, pd, nd))) {
+        if (CHECK_OK(cebra_dot_similarity(ref, pos, n, neg, m, d, pd, (size_t)n, nd, (size_t)(n * m)))) {
             CHECK(tu_close(pd, want_pos, (size_t)n, 1e-5, 1e-6), "%s: dot pos_dist", c);
             CHECK(tu_close(nd, want_neg, (size_t)(n * m), 1e-5, 1e-6), "%s: dot neg_dist", c);
         }
@@ -636,7 +644,7 @@ static void test_similarity(void) {
         }
         want_pos = T("euclidean_pos");
         want_neg = T("euclidean_neg");
-        if (CHECK_OK(cebra_euclidean_similarity(ref, pos, n, neg, m, d, pd, nd))) {
+        if (CHECK_OK(cebra_euclidean_similarity(ref, pos, n, neg, m, d, pd, (size_t)n, nd, (size_t)(n * m)))) {
             CHECK(tu_close(pd, want_pos, (size_t)n, 1e-5, 1e-6), "%s: euclidean pos_dist", c);
             CHECK(tu_close(nd, want_neg, (size_t)(n * m), 1e-5, 1e-6), "%s: euclidean neg_dist", c);
         }

@@ -38,15 +38,15 @@ static struct {
     /* A callback model. */
     CebraModel *cb;
     cb_state cb_state, dup_state, fail_state;
-    /* fixed-cosine-infonce and nce criterions and a criterion fixture case. */
-    CebraCriterion *crit, *nce;
+    /* fixed-cosine-infonce, learnable-cosine-infonce and nce criterions and a criterion fixture case. */
+    CebraCriterion *crit, *learnable, *nce;
     fx_file *crit_io;
     const float *ref, *pos, *neg, *crit_loss;
     int64_t n, m, d;
     /* Outputs of the row under test (sentinel-filled before each row). */
     float y[YCAP], y2[YCAP], y3[YCAP];
     int64_t t, left, right;
-    double temperature;
+    double temperature, temperature_grad;
     size_t needed;
     char buf[64];
     CebraModel *out_model;
@@ -249,7 +249,8 @@ static CebraStatus nan_criterion(void) {
     return cebra_criterion_forward(g.crit, g.ref_nan, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y2, g.y3, 1);
 }
 static CebraStatus nan_backward(void) {
-    return cebra_criterion_backward(g.crit, g.ref_nan, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y2, NULL, NULL, NULL);
+    return cebra_criterion_backward(g.crit, g.ref_nan, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y2, YCAP, NULL, 0, NULL, 0,
+                                    NULL);
 }
 static CebraStatus nan_infonce(void) {
     return cebra_infonce(g.pd_nan, g.nd, g.n, g.m, g.y, g.y2, g.y3);
@@ -284,6 +285,13 @@ static int needed_set_ok(void) {
 static int same_output_ok(void) {
     CebraStatus s = cebra_model_forward(g.model, g.x, 3, 7, 16, g.y, YCAP, &g.t);
     return s == CEBRA_STATUS_OK && tu_max_abs_diff(g.y, g.want, g.want_n) <= 1e-5;
+}
+static int untouched(void);
+static int needed_untouched(void) {
+    return g.needed == 0 && g.buf[0] == 'x' && untouched();
+}
+static int output_time_is_7(void) {
+    return g.t == 7; /* offset10-model: 16 steps - 10 + 1 */
 }
 static int dup_not_freed(void) {
     return g.dup_state.free_calls == 0 && g.cb_state.free_calls == 0;
@@ -327,24 +335,33 @@ static int dup_not_freed(void) {
     X(criterion_init_null_out, ST(NULL_POINTER), "'out'", NULL, cebra_criterion_init("nce", NULL, NULL))         \
     X(criterion_forward_null_handle, ST(NULL_POINTER), "'criterion'", NULL,                                      \
       cebra_criterion_forward(NULL, g.ref, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y2, g.y3, 1))                     \
-    X(criterion_forward_null_ref, ST(NULL_POINTER), "'ref'", NULL,                                               \
+    X(criterion_forward_null_ref, ST(NULL_POINTER), "'reference'", NULL,                                               \
       cebra_criterion_forward(g.crit, NULL, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y2, g.y3, 1))                    \
     X(criterion_forward_null_uniform, ST(NULL_POINTER), "'uniform'", NULL,                                       \
       cebra_criterion_forward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y2, NULL, 1))                   \
     X(criterion_backward_null_loss, ST(NULL_POINTER), "'loss'", NULL,                                            \
-      cebra_criterion_backward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, g.d, NULL, g.y, NULL, NULL, NULL))         \
+      cebra_criterion_backward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, g.d, NULL, g.y, YCAP, NULL, 0, NULL, 0,   \
+                               NULL))                                                                            \
     X(criterion_backward_null_neg, ST(NULL_POINTER), "'neg'", NULL,                                              \
-      cebra_criterion_backward(g.crit, g.ref, g.pos, g.n, NULL, g.m, g.d, g.y, NULL, NULL, NULL, NULL))          \
+      cebra_criterion_backward(g.crit, g.ref, g.pos, g.n, NULL, g.m, g.d, g.y, NULL, 0, NULL, 0, NULL, 0, NULL)) \
     X(temperature_null_out, ST(NULL_POINTER), "'out'", NULL, cebra_criterion_get_temperature(g.crit, NULL))      \
     X(temperature_null_handle, ST(NULL_POINTER), "'criterion'", NULL,                                            \
       cebra_criterion_get_temperature(NULL, &g.temperature))                                                     \
     X(dot_null_neg, ST(NULL_POINTER), "'neg'", NULL,                                                             \
-      cebra_dot_similarity(g.ref, g.pos, g.n, NULL, g.m, g.d, g.y, g.y2))                                        \
+      cebra_dot_similarity(g.ref, g.pos, g.n, NULL, g.m, g.d, g.y, YCAP, g.y2, YCAP))                            \
     X(euclidean_null_pos_dist, ST(NULL_POINTER), "'pos_dist'", NULL,                                             \
-      cebra_euclidean_similarity(g.ref, g.pos, g.n, g.neg, g.m, g.d, NULL, g.y2))                                \
+      cebra_euclidean_similarity(g.ref, g.pos, g.n, g.neg, g.m, g.d, NULL, YCAP, g.y2, YCAP))                    \
     X(infonce_null_neg_dist, ST(NULL_POINTER), "'neg_dist'", NULL,                                               \
       cebra_infonce(g.y, NULL, 4, 4, g.y2, g.y3, g.y3 + 1))                                                      \
     X(get_options_null_buf, ST(NULL_POINTER), "'buf'", NULL, cebra_get_options(NULL, 0, 1, NULL, 10, NULL))      \
+    X(get_options_null_buf_needed_untouched, ST(NULL_POINTER), "'buf'", needed_untouched,                        \
+      cebra_get_options(NULL, 0, 1, NULL, 10, &g.needed))                                                        \
+    X(criterion_options_null_buf_needed_untouched, ST(NULL_POINTER), "'buf'", needed_untouched,                  \
+      cebra_criterion_get_options(NULL, 0, NULL, 10, &g.needed))                                                 \
+    X(get_options_bad_pattern_needed_untouched, ST(INVALID_ARGUMENT), "UTF-8", needed_untouched,                 \
+      cebra_get_options("\xff", 0, 1, g.buf, sizeof g.buf, &g.needed))                                          \
+    X(output_time_null_model, ST(NULL_POINTER), "'model'", NULL, cebra_model_output_time(NULL, 16, &g.t))        \
+    X(output_time_null_out, ST(NULL_POINTER), "'out_time'", NULL, cebra_model_output_time(g.model, 16, NULL))    \
     X(criterion_options_null_buf, ST(NULL_POINTER), "'buf'", NULL,                                               \
       cebra_criterion_get_options(NULL, 0, NULL, 10, NULL))                                                      \
     X(register_null_forward, ST(NULL_POINTER), "'forward'", NULL,                                                \
@@ -359,6 +376,8 @@ static int dup_not_freed(void) {
       cebra_model_forward(g.model, g.x, -1, 7, 16, g.y, YCAP, &g.t))                                             \
     X(forward_time_zero, ST(INVALID_ARGUMENT), "'time'", NULL,                                                   \
       cebra_model_forward(g.model, g.x, 3, 7, 0, g.y, YCAP, &g.t))                                               \
+    X(output_time_zero, ST(INVALID_ARGUMENT), "'time'", NULL, cebra_model_output_time(g.model, 0, &g.t))         \
+    X(output_time_negative, ST(INVALID_ARGUMENT), "'time'", NULL, cebra_model_output_time(g.model, -5, &g.t))    \
     X(forward_num_input_negative, ST(INVALID_ARGUMENT), "'num_input'", NULL,                                     \
       cebra_model_forward(g.model, g.x, 3, -7, 16, g.y, YCAP, &g.t))                                             \
     X(forward_batch_overflow, ST(INVALID_ARGUMENT), "too large", NULL,                                           \
@@ -374,11 +393,11 @@ static int dup_not_freed(void) {
     X(criterion_m_negative, ST(INVALID_ARGUMENT), "'m'", NULL,                                                   \
       cebra_criterion_forward(g.crit, g.ref, g.pos, g.n, g.neg, -1, g.d, g.y, g.y2, g.y3, 1))                    \
     X(criterion_d_zero, ST(INVALID_ARGUMENT), "'d'", NULL,                                                       \
-      cebra_criterion_backward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, 0, g.y, NULL, NULL, NULL, NULL))           \
+      cebra_criterion_backward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, 0, g.y, NULL, 0, NULL, 0, NULL, 0, NULL))  \
     X(criterion_n_overflow, ST(INVALID_ARGUMENT), "too large", NULL,                                             \
       cebra_criterion_forward(g.crit, g.ref, g.pos, INT64_MAX / 4, g.neg, g.m, g.d, g.y, g.y2, g.y3, 1))         \
     X(similarity_m_zero, ST(INVALID_ARGUMENT), "'m'", NULL,                                                      \
-      cebra_dot_similarity(g.ref, g.pos, g.n, g.neg, 0, g.d, g.y, g.y2))                                         \
+      cebra_dot_similarity(g.ref, g.pos, g.n, g.neg, 0, g.d, g.y, YCAP, g.y2, YCAP))                             \
     X(infonce_n_zero, ST(INVALID_ARGUMENT), "'n'", NULL, cebra_infonce(g.pd_nan, g.nd, 0, 4, g.y, g.y2, g.y3))   \
     X(set_output_num_zero, ST(INVALID_ARGUMENT), "label_num", NULL, cebra_model_set_output_num(g.cls, 0, 0))     \
     X(set_num_threads_zero, ST(INVALID_ARGUMENT), "'n'", NULL, cebra_set_num_threads(0))                         \
@@ -407,6 +426,18 @@ static int dup_not_freed(void) {
     X(get_options_size_query, ST(OK), "", size_query_ok, cebra_get_options(NULL, 0, 1, NULL, 0, &g.needed))      \
     X(criterion_options_too_small, ST(BUFFER_TOO_SMALL), "'buf'", NULL,                                          \
       cebra_criterion_get_options(NULL, 0, g.buf, 1, &g.needed))                                                 \
+    X(backward_grad_ref_too_small, ST(BUFFER_TOO_SMALL), "'grad_ref' holds 255", NULL,                           \
+      cebra_criterion_backward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y, YCAP - 1, g.y2, YCAP, g.y3, \
+                               YCAP, NULL))                                                                      \
+    X(backward_grad_neg_too_small, ST(BUFFER_TOO_SMALL), "'grad_neg' holds 100", NULL,                           \
+      cebra_criterion_backward(g.learnable, g.ref, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y, YCAP, g.y2, YCAP,      \
+                               g.y3, 100, &g.temperature_grad))                                                  \
+    X(backward_grad_pos_len_zero, ST(BUFFER_TOO_SMALL), "'grad_pos'", NULL,                                      \
+      cebra_criterion_backward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, g.d, g.y, NULL, 0, g.y2, 0, NULL, 0, NULL)) \
+    X(dot_pos_dist_too_small, ST(BUFFER_TOO_SMALL), "'pos_dist' holds 31", NULL,                                 \
+      cebra_dot_similarity(g.ref, g.pos, g.n, g.neg, g.m, g.d, g.y, 31, g.y2, YCAP))                             \
+    X(euclidean_neg_dist_too_small, ST(BUFFER_TOO_SMALL), "1024 are needed", NULL,                               \
+      cebra_euclidean_similarity(g.ref, g.pos, g.n, g.neg, g.m, g.d, g.y, YCAP, g.y2, YCAP))                     \
     X(criterion_out_len_zero, ST(BUFFER_TOO_SMALL), "'out_len'", NULL,                                           \
       cebra_criterion_forward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, g.d, g.y, g.y2, g.y3, 0))                   \
     X(nce_out_len_too_small, ST(BUFFER_TOO_SMALL), "'out_len'", NULL,                                            \
@@ -460,6 +491,11 @@ static int dup_not_freed(void) {
       cebra_model_forward(g.model, g.x, 3, 6, 16, g.y, YCAP, &g.t))                                              \
     X(forward_time_below_receptive_field, ST(SHAPE_MISMATCH), "receptive field", NULL,                           \
       cebra_model_forward(g.model, g.x, 3, 7, 9, g.y, YCAP, &g.t))                                               \
+    X(output_time_below_receptive_field, ST(SHAPE_MISMATCH), "receptive field", NULL,                            \
+      cebra_model_output_time(g.model, 9, &g.t))                                                                 \
+    X(output_time_too_long_offset1, ST(SHAPE_MISMATCH), "exactly 1 time step", NULL,                             \
+      cebra_model_output_time(g.o1, 2, &g.t))                                                                    \
+    X(output_time_ok, ST(OK), "", output_time_is_7, cebra_model_output_time(g.model, 16, &g.t))                  \
     X(forward_time_too_long_offset1, ST(SHAPE_MISMATCH), "offset1-model", NULL,                                  \
       cebra_model_forward(g.o1, g.x, 3, 7, 2, g.y, YCAP, &g.t))                                                  \
     X(classifier_without_head, ST(SHAPE_MISMATCH), "set_output_num", NULL,                                       \
@@ -545,7 +581,7 @@ static void reset_outputs(void) {
     size_t i;
     for (i = 0; i < YCAP; i++) g.y[i] = g.y2[i] = g.y3[i] = SENTINEL;
     g.t = g.left = g.right = -777;
-    g.temperature = -777;
+    g.temperature = g.temperature_grad = -777;
     g.needed = 0;
     memset(g.buf, 'x', sizeof g.buf);
     g.out_model = NULL;
@@ -556,8 +592,8 @@ static int untouched(void) {
     size_t i;
     for (i = 0; i < YCAP; i++)
         if (g.y[i] != SENTINEL || g.y2[i] != SENTINEL || g.y3[i] != SENTINEL) return 0;
-    return g.t == -777 && g.left == -777 && g.right == -777 && g.temperature == -777 && g.out_model == NULL &&
-           g.out_crit == NULL;
+    return g.t == -777 && g.left == -777 && g.right == -777 && g.temperature == -777 &&
+           g.temperature_grad == -777 && g.out_model == NULL && g.out_crit == NULL;
 }
 
 static int handles_usable(void) {
@@ -643,6 +679,7 @@ static void setup(void) {
     if (cebra_model_init("supervised10-model", 7, 12, 3, NULL, &g.cls) != CEBRA_STATUS_OK ||
         cebra_criterion_init("fixed-cosine-infonce", "temperature=1", &g.crit) != CEBRA_STATUS_OK ||
         cebra_criterion_init("nce", NULL, &g.nce) != CEBRA_STATUS_OK ||
+        cebra_criterion_init("learnable-cosine-infonce", NULL, &g.learnable) != CEBRA_STATUS_OK ||
         cebra_register_callback("err-cb", 1, 1, cb_forward, &g.cb_state, cb_free, 0) != CEBRA_STATUS_OK ||
         cebra_register_callback("err-fail", 0, 1, cb_forward, &g.fail_state, cb_free, 0) != CEBRA_STATUS_OK ||
         cebra_model_init("err-cb", 7, 1, 2, NULL, &g.cb) != CEBRA_STATUS_OK) {
@@ -677,6 +714,7 @@ static void teardown(void) {
     cebra_model_free(g.tied);
     cebra_criterion_free(g.crit);
     cebra_criterion_free(g.nce);
+    cebra_criterion_free(g.learnable);
     fx_close(g.io);
     fx_close(g.cls_io);
     fx_close(g.crit_io);
