@@ -198,10 +198,10 @@ impl Criterion {
                 options.check_keys(&["temperature", "min_temperature"], &owner)?;
                 let temperature = positive(options, "temperature", 1.0)?;
                 let min_temperature = options.f64_opt("min_temperature")?;
-                if let Some(m) = min_temperature {
-                    if m <= 0.0 {
-                        return Err(invalid!("option 'min_temperature' must be positive, got {m}"));
-                    }
+                if let Some(m) = min_temperature
+                    && m <= 0.0
+                {
+                    return Err(invalid!("option 'min_temperature' must be positive, got {m}"));
                 }
                 // log(1/τ) in double precision, stored as a 0-d float32 parameter, as the reference.
                 let value = (1.0 / temperature).ln();

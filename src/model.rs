@@ -299,7 +299,22 @@ impl Model for Network {
     }
     fn output_time(&self, time: i64) -> Result<i64> {
         check_receptive_field(&self.architecture.name, self.offset, time)?;
-        Ok(self.layers_output_time(Some(time))?.unwrap_or(1))
+        let flattens = self.net.iter().any(|l| matches!(l, Layer::Flatten));
+        match self.layers_output_time(Some(time)) {
+            Ok(steps) => Ok(steps.unwrap_or(1)),
+            // The layers would say where the time axis stops fitting; the user needs the rule instead.
+            Err(Error::ShapeMismatch(_)) if flattens => {
+                let len = self.offset.len();
+                Err(shape_mismatch!(
+                    "model '{}' is not convolutional: it gives one embedding per window of exactly {len} time \
+                     step{} (its receptive field) and cannot take {time} steps at once; cut the recording into \
+                     windows, or use transform, which does it for you",
+                    self.architecture.name,
+                    if len == 1 { "" } else { "s" }
+                ))
+            }
+            Err(e) => Err(e),
+        }
     }
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         tch::no_grad(|| self.run(input, self.training))

@@ -30,6 +30,23 @@ struct Entry {
     factory: ModelFactory,
 }
 
+/// The reference's message for an unknown name, with the closest registered names as a hint.
+fn unknown_name(name: &str, entries: &[Entry]) -> Error {
+    let mut scored: Vec<(usize, &str)> = entries
+        .iter()
+        .map(|e| (strsim::levenshtein(&name.to_lowercase(), &e.name), e.name.as_str()))
+        .filter(|(distance, _)| *distance <= (name.len() / 3).max(2))
+        .collect();
+    scored.sort();
+    let hint = match scored.iter().take(3).map(|(_, n)| format!("'{n}'")).collect::<Vec<_>>().as_slice() {
+        [] => String::new(),
+        close => format!(" Did you mean {}?", close.join(" or ")),
+    };
+    Error::UnknownName(format!(
+        "name is {name}, not found in options.{hint} (`cebra list` or cebra_get_options lists the registered names)"
+    ))
+}
+
 /// A registry of model factories. The crate keeps one global instance (see [`models`]); separate
 /// instances are useful in tests.
 pub struct Registry {
@@ -86,15 +103,16 @@ impl Registry {
         }
         // Every check runs before anything is removed, so a failed registration changes nothing. The
         // entry being replaced does not count as a duplicate of the new factory.
-        if !flags.deprecated && entry.base.is_none() {
-            if let Some(other) = entries.iter().enumerate().find_map(|(i, e)| {
+        if !flags.deprecated
+            && entry.base.is_none()
+            && let Some(other) = entries.iter().enumerate().find_map(|(i, e)| {
                 (Some(i) != existing && e.base.is_none() && Arc::ptr_eq(&e.factory, &entry.factory)).then_some(e)
-            }) {
-                return Err(Error::AlreadyRegistered(format!(
-                    "The model factory of '{}' is already registered as '{}'. Register it with the deprecated flag to keep an alias.",
-                    entry.name, other.name
-                )));
-            }
+            })
+        {
+            return Err(Error::AlreadyRegistered(format!(
+                "The model factory of '{}' is already registered as '{}'. Register it with the deprecated flag to keep an alias.",
+                entry.name, other.name
+            )));
         }
         if let Some(pos) = existing {
             *replaced = Some(entries.remove(pos));
@@ -150,7 +168,7 @@ impl Registry {
             let pos = entries
                 .iter()
                 .position(|e| e.name == name)
-                .ok_or_else(|| Error::UnknownName(format!("name is {name}, not found in options")))?;
+                .ok_or_else(|| unknown_name(name, &entries))?;
             entries.remove(pos)
         };
         // Dropped outside the lock (see `insert`).
@@ -166,12 +184,11 @@ impl Registry {
     /// Builds the model registered as `name`. Keyword defaults of a parametrized name are merged under
     /// `args.options` for this call only.
     pub fn init(&self, name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
-        let entry = self
-            .read()
-            .iter()
-            .find(|e| e.name == name)
-            .cloned()
-            .ok_or_else(|| Error::UnknownName(format!("name is {name}, not found in options")))?;
+        let entry = {
+            let entries = self.read();
+            let found = entries.iter().find(|e| e.name == name).cloned();
+            found.ok_or_else(|| unknown_name(name, &entries))?
+        };
         let args = ModelArgs { options: args.options.merged_over(&entry.defaults), ..args.clone() };
         // The lock is released: a factory may itself use the registry.
         (entry.factory)(name, &args)
@@ -192,13 +209,11 @@ impl Registry {
         let mut seen_bases: Vec<&str> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for e in entries.iter() {
-            if !expand_parametrized {
-                if let Some(base) = &e.base {
-                    if seen_bases.contains(&base.as_str()) {
-                        continue;
-                    }
-                    seen_bases.push(base);
+            if !expand_parametrized && let Some(base) = &e.base {
+                if seen_bases.contains(&base.as_str()) {
+                    continue;
                 }
+                seen_bases.push(base);
             }
             if pattern.is_none_or(|p| glob_match(p, &e.name)) {
                 names.push(e.name.clone());

@@ -17,7 +17,7 @@ fn close(name: &str, what: &str, ours: &tch::Tensor, reference: &tch::Tensor, fa
     for (x, y) in a.iter().zip(&b) {
         let allowed = if name.contains("extreme") { (1e-5 * largest).max(1e-6) } else { (1e-5 * y.abs()).max(1e-6) };
         let excess = (x - y).abs() / allowed;
-        if !(excess <= 1.0) {
+        if excess.is_nan() || excess > 1.0 {
             worst = worst.max(if excess.is_nan() { f64::INFINITY } else { excess });
         }
     }

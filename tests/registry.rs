@@ -62,6 +62,16 @@ fn names(r: &Registry) -> Vec<String> {
 }
 
 #[test]
+fn an_unknown_name_suggests_the_closest_ones() {
+    let err = cebra::init("offset10-modle", &ModelArgs::new(3, 4, 2)).err().unwrap().to_string();
+    assert!(err.contains("Did you mean 'offset10-model'"), "{err}");
+    let err = cebra::init("OFFSET5-MODEL", &ModelArgs::new(3, 4, 2)).err().unwrap().to_string();
+    assert!(err.contains("'offset5-model'"), "{err}");
+    let err = cebra::init("completely-different", &ModelArgs::new(3, 4, 2)).err().unwrap().to_string();
+    assert!(!err.contains("Did you mean"), "{err}");
+}
+
+#[test]
 fn a_failed_registration_changes_nothing() {
     let r = Registry::new();
     let shared = mean_factory();
@@ -105,7 +115,8 @@ fn order_override_and_duplicates() {
     assert_eq!(r.init("b-alias", &ModelArgs::new(3, 4, 2)).unwrap().architecture().name, "b-alias");
     // Unknown names and unregister.
     let err = r.init("nope", &ModelArgs::new(3, 4, 2)).err().unwrap();
-    assert_eq!(err.to_string(), "name is nope, not found in options");
+    assert!(err.to_string().starts_with("name is nope, not found in options."), "{err}");
+    assert!(err.to_string().contains("`cebra list`"), "{err}");
     r.unregister("c").unwrap();
     assert!(matches!(r.unregister("c"), Err(Error::UnknownName(_))));
     assert!(matches!(r.register("", mean_factory(), RegisterFlags::default()), Err(Error::InvalidArgument(_))));

@@ -83,3 +83,11 @@ fn test_binary_starts_with_an_empty_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn cdylib_soname_carries_the_abi_version() {
+    let out = Command::new("readelf").arg("-d").arg(cdylib()).output().expect("readelf runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("[libcebra.so.{}]", cebra::ffi::CEBRA_ABI_VERSION);
+    assert!(text.lines().any(|l| l.contains("(SONAME)") && l.contains(&expected)), "no SONAME {expected} in:\n{text}");
+}

@@ -311,6 +311,13 @@ fn embed(
         .find(|(k, _)| k == "data")
         .map(|(_, t)| t.to_kind(Kind::Float).to_device(Device::Cpu))
         .ok_or_else(|| format!("'{}' has no tensor named 'data'", input.display()))?;
+    if data.dim() != 2 || data.size().contains(&0) {
+        return Err(format!(
+            "'data' in '{}' must be a non-empty 2-D (time, neurons) array, got shape {:?}",
+            input.display(),
+            data.size()
+        ));
+    }
     let model = match name {
         Some(name) => {
             let neurons = data.size().get(1).copied().unwrap_or(0);

@@ -47,12 +47,12 @@ unsafe impl Sync for Registration {}
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if self.owns_user_data.load(Ordering::SeqCst) {
-            if let Some(free) = self.free_user_data {
-                // SAFETY: the registration owns `user_data` and this Drop runs once, when the last
-                // holder (registry entry or model) is gone; the caller's function releases it.
-                unsafe { free(self.user_data) };
-            }
+        if self.owns_user_data.load(Ordering::SeqCst)
+            && let Some(free) = self.free_user_data
+        {
+            // SAFETY: the registration owns `user_data` and this Drop runs once, when the last
+            // holder (registry entry or model) is gone; the caller's function releases it.
+            unsafe { free(self.user_data) };
         }
     }
 }

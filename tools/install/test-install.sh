@@ -81,7 +81,7 @@ for bin in "lib/libcebra.so.$abi" bin/cebra; do
     outside=$(ldd "$prefix/$bin" | awk -v p="$prefix/" '/torch|c10|gomp|cuda|cupti/ && $2 == "=>" && index($3, p) != 1')
     [ -z "$outside" ] && pass "$bin loads libtorch from the prefix" || fail "$bin loads from outside the prefix: $outside"
 done
-if size=$(du -sh "$prefix/lib/libcebra.so.$abi" "$prefix/lib/libcebra.a" "$prefix/bin/cebra" 2>/dev/null); then
+if size=$(du -shL "$prefix/lib/libcebra.so.$abi" "$prefix/lib/libcebra.a" "$prefix/bin/cebra" 2>/dev/null); then
     pass "sizes: $(echo "$size" | awk '{ printf "%s %s; ", $1, $2 }')"
 fi
 
