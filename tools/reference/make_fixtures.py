@@ -553,6 +553,89 @@ def make_manifest(out, names, criterion_cases_written):
     (out / "manifest.json").write_text(text)
 
 
+# ----------------------------------------------------------------------------------------------
+# reference-models.json: every registered model's structure and a deterministic forward
+# (the fingerprint of the facts file, section 10), read by tests/models.rs.
+# ----------------------------------------------------------------------------------------------
+
+FINGERPRINT_KWARGS = dict(num_neurons=10, num_units=16, num_output=4)
+FINGERPRINT_LABELS = 3
+FINGERPRINT_SOURCE = ("cebra 0.6.1 / torch 2.13.0, N=10 U=16 O=4; fill rule w[i]=0.3*sin(1.3*i+0.7*j+0.5) "
+                      "(j = state_dict key position, aliases keep their first key value), "
+                      "x[b,c,t]=sin(0.9*b+0.4*c+0.25*t+0.1)")
+
+
+def fingerprint_fill(model):
+    """w[i] = 0.3 sin(1.3 i + 0.7 j + 0.5) for the j-th state_dict key (aliases keep their first key's)."""
+    state = model.state_dict(keep_vars=True)
+    aliases = tied_keys(state)
+    with torch.no_grad():
+        for j, (key, tensor) in enumerate(state.items()):
+            if key in aliases:
+                continue
+            i = torch.arange(tensor.numel(), dtype=torch.float64)
+            tensor.copy_((0.3 * torch.sin(1.3 * i + 0.7 * j + 0.5)).reshape(tensor.shape).to(tensor.dtype))
+
+
+def fingerprint_input(model):
+    length = len(model.get_offset())
+    if is_convolutional(model):
+        length += 8 if resample_factor(model) > 1 else 2
+    b, c, t = torch.meshgrid(torch.arange(2, dtype=torch.float64), torch.arange(10, dtype=torch.float64),
+                             torch.arange(length, dtype=torch.float64), indexing="ij")
+    return torch.sin(0.9 * b + 0.4 * c + 0.25 * t + 0.1).float()
+
+
+def sig9(tensor):
+    return [float(f"{v:.9g}") for v in tensor.detach().double().flatten().tolist()]
+
+
+def make_reference_models(out, names):
+    classes_seen = set()
+    records = []
+    for name in names:
+        model = cebra.models.init(name, **FINGERPRINT_KWARGS).eval()
+        registered_class = type(model)
+        state = model.state_dict()
+        unique = {p.data_ptr(): p.numel() for p in model.parameters()}
+        classifier = is_classifier(model)
+        record = {
+            "name": name,
+            "offset": [model.get_offset().left, model.get_offset().right],
+            "resample_factor": resample_factor(model),
+            "convolutional": is_convolutional(model),
+            "normalize": any(isinstance(m, layers._Norm) for m in model.net),
+            # The registry does not store the flag: a deprecated alias is a second name of a class.
+            "deprecated": registered_class in classes_seen,
+            "classifier_model": classifier,
+            "state_dict": {k: list(v.shape) for k, v in state.items()},
+            "tied_state_dict_keys": tied_keys(state),
+            "num_unique_parameters": sum(unique.values()),
+            "input_len_for_single_output": len(model.get_offset()),
+        }
+        classes_seen.add(registered_class)
+        if classifier:
+            model.set_output_num(FINGERPRINT_LABELS)
+            # Inserted after "state_dict", where the tests read it.
+            with_head = {k: list(v.shape) for k, v in model.state_dict().items()}
+            items = list(record.items())
+            at = [k for k, _ in items].index("state_dict") + 1
+            record = dict(items[:at] + [(f"state_dict_after_set_output_num_{FINGERPRINT_LABELS}", with_head)] + items[at:])
+        fingerprint_fill(model)
+        x = fingerprint_input(model)
+        with torch.no_grad():
+            y = model(x)
+        if classifier:
+            features, prediction = y
+            shapes, values = [list(features.shape), list(prediction.shape)], [sig9(features), sig9(prediction)]
+        else:
+            shapes, values = list(y.shape), sig9(y)
+        record["fingerprint"] = {"input_shape": list(x.shape), "output_shape": shapes, "output_float32": values}
+        records.append(record)
+    text = json.dumps({"source": FINGERPRINT_SOURCE, "models": records}, separators=(",", ":"))
+    (out / "reference-models.json").write_text(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = Path(__file__).resolve().parents[2]
@@ -578,6 +661,7 @@ def main():
     cases = make_criterions(out)
     print(f"criterions: {len(cases)} cases")
     make_manifest(out, names, cases)
+    make_reference_models(out, names)
     print(f"wrote fixtures to {out}")
 
 
