@@ -158,7 +158,9 @@ install:
 install-test: build
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/cebra-install-test.XXXXXX"); \
 	trap 'rm -rf "$$tmp"' EXIT; \
-	$(MAKE) --no-print-directory install PREFIX="$$tmp/prefix" LIBTORCH="$(LIBTORCH)" >/dev/null; \
+	echo "install-test: make install without cargo on PATH, without HOME and LIBTORCH (as sudo make install runs)"; \
+	env -u LIBTORCH HOME=/nonexistent PATH=/usr/local/bin:/usr/bin:/bin \
+	  $(MAKE) --no-print-directory install PREFIX="$$tmp/prefix" CARGO_TARGET_DIR="$(TARGET_DIR)" CARGO=false >/dev/null; \
 	CC="$(CC)" bash tools/install/test-install.sh "$$tmp/prefix" "$$tmp/work"
 
 demo: build
