@@ -65,7 +65,7 @@ const CEBRA_VERSION_PATCH = UInt32(0)
 
 Version of the binary interface; bumped on any incompatible change of an exported signature.
 """
-const CEBRA_ABI_VERSION = UInt32(1)
+const CEBRA_ABI_VERSION = UInt32(2)
 
 """
     CebraCriterion
@@ -255,6 +255,11 @@ model whose forward calls `forward` with `num_input = num_neurons`, the model's 
 `free_user_data` (may be NULL) runs exactly once, when the registration and every model created from
 it are gone; if registration fails it is not called. `flags`: `CEBRA_REGISTER_OVERRIDE`,
 `CEBRA_REGISTER_DEPRECATED`. Callbacks may be called from any thread; models are inference-only.
+
+# Safety
+`name` is NULL or NUL-terminated; `forward` (and `free_user_data`, if given) are functions with the
+documented signatures that may be called from any thread with `user_data`, until `free_user_data`
+has run.
 """
 function cebra_register_callback(name, offset_left, offset_right, forward, user_data, free_user_data, flags)
     ccall((:cebra_register_callback, libcebra()), CebraStatus, (Ptr{UInt8}, Int64, Int64, CebraForwardFn, Ptr{Cvoid}, CebraFreeFn, UInt32), name, offset_left, offset_right, forward, user_data, free_user_data, flags)
@@ -267,6 +272,9 @@ Builds a criterion by name: `fixed-cosine-infonce`, `fixed-euclidean-infonce`,
 `learnable-cosine-infonce`, `learnable-euclidean-infonce`, `nce`, and the aliases `infonce`,
 `infomse`. Options: `temperature` (default 1), `min_temperature` (learnable only), `negative_weight`
 and `reduce=mean|sum` (nce only).
+
+# Safety
+`name` is NULL or NUL-terminated; `options` is NULL or NUL-terminated; `out` is NULL or writable.
 """
 function cebra_criterion_init(name, options, out)
     ccall((:cebra_criterion_init, libcebra()), CebraStatus, (Ptr{UInt8}, Ptr{UInt8}, Ptr{Ptr{CebraCriterion}}), name, options, out)
@@ -276,6 +284,10 @@ end
     CebraStatus cebra_criterion_get_options(const char *pattern, size_t limit, char *buf, size_t buf_len, size_t *needed)
 
 Criterion names matching `pattern`, like `cebra_get_options`.
+
+# Safety
+`pattern` is NULL or NUL-terminated; `buf` is NULL or holds `buf_len` writable bytes; `needed` is
+NULL or writable.
 """
 function cebra_criterion_get_options(pattern, limit, buf, buf_len, needed)
     ccall((:cebra_criterion_get_options, libcebra()), CebraStatus, (Ptr{UInt8}, Csize_t, Ptr{UInt8}, Csize_t, Ptr{Csize_t}), pattern, limit, buf, buf_len, needed)
@@ -285,57 +297,81 @@ end
     void cebra_criterion_free(struct CebraCriterion *criterion)
 
 Releases a criterion handle; NULL is a no-op.
+
+# Safety
+`criterion` is NULL or a live handle, not used again after this call.
 """
 function cebra_criterion_free(criterion)
     ccall((:cebra_criterion_free, libcebra()), Cvoid, (Ptr{CebraCriterion},), criterion)
 end
 
 """
-    CebraStatus cebra_criterion_forward(struct CebraCriterion *criterion, const float *ref_, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *loss, float *align, float *uniform, size_t out_len)
+    CebraStatus cebra_criterion_forward(struct CebraCriterion *criterion, const float *reference, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *loss, float *align, float *uniform, size_t out_len)
 
 The criterion's three outputs: one value each for the InfoNCE family (loss, corrected align and
 uniform terms), `n` values each for `nce` (per-sample). `out_len` is the capacity of each buffer.
+
+# Safety
+`criterion` is NULL or a live handle; `reference` and `pos` are NULL or hold `n * d` floats, `neg`
+NULL or `m * d`; `loss`, `align`, `uniform` are NULL or hold `out_len` writable floats each.
 """
-function cebra_criterion_forward(criterion, ref_, pos, n, neg, m, d, loss, align, uniform, out_len)
-    ccall((:cebra_criterion_forward, libcebra()), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t), criterion, ref_, pos, n, neg, m, d, loss, align, uniform, out_len)
+function cebra_criterion_forward(criterion, reference, pos, n, neg, m, d, loss, align, uniform, out_len)
+    ccall((:cebra_criterion_forward, libcebra()), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t), criterion, reference, pos, n, neg, m, d, loss, align, uniform, out_len)
 end
 
 """
-    CebraStatus cebra_criterion_backward(struct CebraCriterion *criterion, const float *ref_, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *loss, float *grad_ref, float *grad_pos, float *grad_neg, double *grad_log_inverse_temperature)
+    CebraStatus cebra_criterion_backward(struct CebraCriterion *criterion, const float *reference, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *loss, float *grad_ref, size_t grad_ref_len, float *grad_pos, size_t grad_pos_len, float *grad_neg, size_t grad_neg_len, double *grad_log_inverse_temperature)
 
 The scalar training minimises (InfoNCE family: the loss; nce: minus the mean per-sample output) and
-its gradients; any gradient pointer may be NULL to skip it. `grad_log_inverse_temperature` is
-written only for learnable criterions.
+its gradients; any gradient pointer may be NULL to skip it (its capacity is then ignored). A
+capacity smaller than its gradient (`n*d`, `n*d`, `m*d`) is BUFFER_TOO_SMALL and nothing is written.
+`grad_log_inverse_temperature` is written only for learnable criterions.
+
+# Safety
+`criterion` is NULL or a live handle; the inputs as for `cebra_criterion_forward`; `loss` NULL or
+writable; each gradient buffer NULL or holding its stated capacity of writable floats;
+`grad_log_inverse_temperature` NULL or writable.
 """
-function cebra_criterion_backward(criterion, ref_, pos, n, neg, m, d, loss, grad_ref, grad_pos, grad_neg, grad_log_inverse_temperature)
-    ccall((:cebra_criterion_backward, libcebra()), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cdouble}), criterion, ref_, pos, n, neg, m, d, loss, grad_ref, grad_pos, grad_neg, grad_log_inverse_temperature)
+function cebra_criterion_backward(criterion, reference, pos, n, neg, m, d, loss, grad_ref, grad_ref_len, grad_pos, grad_pos_len, grad_neg, grad_neg_len, grad_log_inverse_temperature)
+    ccall((:cebra_criterion_backward, libcebra()), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t, Ptr{Cdouble}), criterion, reference, pos, n, neg, m, d, loss, grad_ref, grad_ref_len, grad_pos, grad_pos_len, grad_neg, grad_neg_len, grad_log_inverse_temperature)
 end
 
 """
     CebraStatus cebra_criterion_get_temperature(const struct CebraCriterion *criterion, double *out)
 
 The current temperature (`1 / clamp(exp(log_inverse_temperature))` for learnable criterions).
+
+# Safety
+`criterion` is NULL or a live handle; `out` is NULL or writable.
 """
 function cebra_criterion_get_temperature(criterion, out)
     ccall((:cebra_criterion_get_temperature, libcebra()), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cdouble}), criterion, out)
 end
 
 """
-    CebraStatus cebra_dot_similarity(const float *ref_, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *pos_dist, float *neg_dist)
+    CebraStatus cebra_dot_similarity(const float *reference, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *pos_dist, size_t pos_dist_len, float *neg_dist, size_t neg_dist_len)
 
-`pos_dist[i] = ref_i·pos_i` (`n` values), `neg_dist[i*m + j] = ref_i·neg_j` (`n*m` values).
+`pos_dist[i] = reference_i·pos_i` (`n` values), `neg_dist[i*m + j] = reference_i·neg_j` (`n*m`
+values). A capacity below `n` or `n*m` is BUFFER_TOO_SMALL and nothing is written.
+
+# Safety
+`reference` and `pos` are NULL or hold `n * d` floats, `neg` NULL or `m * d`; `pos_dist` and
+`neg_dist` are NULL or hold `pos_dist_len` / `neg_dist_len` writable floats.
 """
-function cebra_dot_similarity(ref_, pos, n, neg, m, d, pos_dist, neg_dist)
-    ccall((:cebra_dot_similarity, libcebra()), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}), ref_, pos, n, neg, m, d, pos_dist, neg_dist)
+function cebra_dot_similarity(reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
+    ccall((:cebra_dot_similarity, libcebra()), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
 end
 
 """
-    CebraStatus cebra_euclidean_similarity(const float *ref_, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *pos_dist, float *neg_dist)
+    CebraStatus cebra_euclidean_similarity(const float *reference, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *pos_dist, size_t pos_dist_len, float *neg_dist, size_t neg_dist_len)
 
 Negative squared Euclidean distances, shaped as in `cebra_dot_similarity`.
+
+# Safety
+As for `cebra_dot_similarity`.
 """
-function cebra_euclidean_similarity(ref_, pos, n, neg, m, d, pos_dist, neg_dist)
-    ccall((:cebra_euclidean_similarity, libcebra()), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}), ref_, pos, n, neg, m, d, pos_dist, neg_dist)
+function cebra_euclidean_similarity(reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
+    ccall((:cebra_euclidean_similarity, libcebra()), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
 end
 
 """
@@ -343,6 +379,10 @@ end
 
 The stabilised InfoNCE of `pos_dist` `(n,)` and `neg_dist` `(n, m)`: one value each for the loss and
 the corrected align and uniform terms.
+
+# Safety
+`pos_dist` is NULL or holds `n` floats, `neg_dist` NULL or `n * m`; `loss`, `align`, `uniform` are
+NULL or writable.
 """
 function cebra_infonce(pos_dist, neg_dist, n, m, loss, align, uniform)
     ccall((:cebra_infonce, libcebra()), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}), pos_dist, neg_dist, n, m, loss, align, uniform)
@@ -353,6 +393,10 @@ end
 
 The C counterpart of `cebra.models.init(name, num_neurons, num_units, num_output, **options)`;
 `options` (NULL or `"key=value;…"`) carries the extra keyword arguments.
+
+# Safety
+`name` is a NUL-terminated string; `options` is NULL or one; `out` points to a writable
+`CebraModel*` (NULL pointers are reported, not dereferenced).
 """
 function cebra_model_init(name, num_neurons, num_units, num_output, options, out)
     ccall((:cebra_model_init, libcebra()), CebraStatus, (Ptr{UInt8}, Int64, Int64, Int64, Ptr{UInt8}, Ptr{Ptr{CebraModel}}), name, num_neurons, num_units, num_output, options, out)
@@ -363,6 +407,9 @@ end
 
 Builds the model a self-describing `.safetensors` file records (written by `cebra_model_save`) and
 loads its weights.
+
+# Safety
+`path` is a NUL-terminated string; `out` points to a writable `CebraModel*`.
 """
 function cebra_model_load_file(path, out)
     ccall((:cebra_model_load_file, libcebra()), CebraStatus, (Ptr{UInt8}, Ptr{Ptr{CebraModel}}), path, out)
@@ -372,6 +419,9 @@ end
     void cebra_model_free(struct CebraModel *model)
 
 Releases a model handle; NULL is a no-op.
+
+# Safety
+`model` is NULL or a live handle, not used again after this call.
 """
 function cebra_model_free(model)
     ccall((:cebra_model_free, libcebra()), Cvoid, (Ptr{CebraModel},), model)
@@ -381,6 +431,9 @@ end
     CebraStatus cebra_model_get_offset(const struct CebraModel *model, int64_t *left, int64_t *right)
 
 The receptive field: `left + right` input steps give one output step.
+
+# Safety
+`model` is NULL or a live handle; `left` and `right` are NULL or writable.
 """
 function cebra_model_get_offset(model, left, right)
     ccall((:cebra_model_get_offset, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}, Ptr{Int64}), model, left, right)
@@ -390,6 +443,9 @@ end
     CebraStatus cebra_model_num_input(const struct CebraModel *model, int64_t *out)
 
 Input channels.
+
+# Safety
+`model` is NULL or a live handle; `out` is NULL or writable.
 """
 function cebra_model_num_input(model, out)
     ccall((:cebra_model_num_input, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
@@ -399,6 +455,9 @@ end
     CebraStatus cebra_model_num_output(const struct CebraModel *model, int64_t *out)
 
 Output features.
+
+# Safety
+`model` is NULL or a live handle; `out` is NULL or writable.
 """
 function cebra_model_num_output(model, out)
     ccall((:cebra_model_num_output, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
@@ -408,6 +467,9 @@ end
     CebraStatus cebra_model_resample_factor(const struct CebraModel *model, int64_t *out)
 
 Time downsampling factor: 1 for models that do not resample.
+
+# Safety
+`model` is NULL or a live handle; `out` is NULL or writable.
 """
 function cebra_model_resample_factor(model, out)
     ccall((:cebra_model_resample_factor, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
@@ -417,9 +479,26 @@ end
     CebraStatus cebra_model_num_parameters(const struct CebraModel *model, int64_t *total, int64_t *trainable)
 
 Parameter counts; a tensor shared by several layers counts once, as in the reference.
+
+# Safety
+`model` is NULL or a live handle; `total` and `trainable` are NULL or writable.
 """
 function cebra_model_num_parameters(model, total, trainable)
     ccall((:cebra_model_num_parameters, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}, Ptr{Int64}), model, total, trainable)
+end
+
+"""
+    CebraStatus cebra_model_output_time(const struct CebraModel *model, int64_t time, int64_t *out_time)
+
+The `out_time` that `cebra_model_forward` gives for `time` input steps (resampling included):
+SHAPE_MISMATCH when `time` is shorter than the receptive field (or, for models that take one time
+step after their receptive field, longer than it).
+
+# Safety
+`model` is NULL or a live handle; `out_time` is NULL or writable.
+"""
+function cebra_model_output_time(model, time, out_time)
+    ccall((:cebra_model_output_time, libcebra()), CebraStatus, (Ptr{CebraModel}, Int64, Ptr{Int64}), model, time, out_time)
 end
 
 """
@@ -427,6 +506,10 @@ end
 
 Runs the model on `input` `(batch, num_input, time)` without an autograd graph; `output` receives
 `(batch, num_output, out_time)`, which for `out_time == 1` is the same bytes as `(batch, num_output)`.
+
+# Safety
+`model` is NULL or a live handle; `input` is NULL or holds `batch * num_input * time` floats;
+`output` is NULL or holds `output_len` writable floats; `out_time` is NULL or writable.
 """
 function cebra_model_forward(model, input, batch, num_input, time, output, output_len, out_time)
     ccall((:cebra_model_forward, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Cfloat}, Int64, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Int64}), model, input, batch, num_input, time, output, output_len, out_time)
@@ -437,6 +520,9 @@ end
 
 Loads weights from a `.safetensors` file named by the reference `state_dict` keys. Missing, extra or
 mis-shaped tensors are FORMAT errors naming the tensor; the model is unchanged on error.
+
+# Safety
+`model` is NULL or a live handle; `path` is NULL or NUL-terminated.
 """
 function cebra_model_load(model, path)
     ccall((:cebra_model_load, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{UInt8}), model, path)
@@ -447,6 +533,9 @@ end
 
 Saves weights (readable by Python `safetensors.torch.load_file` + `load_state_dict`) with the
 architecture in the metadata, so `cebra_model_load_file` can rebuild the model.
+
+# Safety
+`model` is NULL or a live handle; `path` is NULL or NUL-terminated.
 """
 function cebra_model_save(model, path)
     ccall((:cebra_model_save, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{UInt8}), model, path)
@@ -456,6 +545,9 @@ end
     CebraStatus cebra_model_set_training(struct CebraModel *model, uint8_t training)
 
 Dropout on (`training != 0`) or off (the default).
+
+# Safety
+`model` is NULL or a live handle.
 """
 function cebra_model_set_training(model, training)
     ccall((:cebra_model_set_training, libcebra()), CebraStatus, (Ptr{CebraModel}, UInt8), model, training)
@@ -466,6 +558,9 @@ end
 
 Creates the classifier head `Linear(num_output, label_num)` of a classifier model; a second call
 needs `override_existing != 0`.
+
+# Safety
+`model` is NULL or a live handle.
 """
 function cebra_model_set_output_num(model, label_num, override_existing)
     ccall((:cebra_model_set_output_num, libcebra()), CebraStatus, (Ptr{CebraModel}, Int64, UInt8), model, label_num, override_existing)
@@ -476,6 +571,10 @@ end
 
 `(features, prediction) = (relu(net(x)), classifier(features))` of a classifier model with a head:
 `features` is `(batch, num_output)`, `prediction` is `(batch, label_num)`.
+
+# Safety
+`model` is NULL or a live handle; `input` is NULL or holds `batch * num_input * time` floats;
+`features` and `prediction` are NULL or hold `features_len` / `prediction_len` writable floats.
 """
 function cebra_model_forward_classifier(model, input, batch, num_input, time, features, features_len, prediction, prediction_len)
     ccall((:cebra_model_forward_classifier, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Cfloat}, Int64, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), model, input, batch, num_input, time, features, features_len, prediction, prediction_len)
@@ -489,6 +588,10 @@ order, at most `limit` (0 = no limit), joined by `'\\n'` and NUL-terminated. `*n
 receives the byte count including the NUL, also when the buffer is too small; `buf` NULL with
 `buf_len` 0 is a pure size query. With `expand_parametrized == 0` each parametrized family is listed
 once, by its first expansion.
+
+# Safety
+`pattern` is NULL or NUL-terminated; `buf` is NULL or holds `buf_len` writable bytes; `needed` is
+NULL or writable.
 """
 function cebra_get_options(pattern, limit, expand_parametrized, buf, buf_len, needed)
     ccall((:cebra_get_options, libcebra()), CebraStatus, (Ptr{UInt8}, Csize_t, UInt8, Ptr{UInt8}, Csize_t, Ptr{Csize_t}), pattern, limit, expand_parametrized, buf, buf_len, needed)
@@ -499,6 +602,9 @@ end
 
 Removes a registered name (a reference model or a C callback model). Models already built from it
 keep working.
+
+# Safety
+`name` is NULL or NUL-terminated.
 """
 function cebra_unregister(name)
     ccall((:cebra_unregister, libcebra()), CebraStatus, (Ptr{UInt8},), name)
