@@ -164,6 +164,12 @@ void check_model(const std::string &arch, const std::string &weights) {
         CHECK(test::close(m.forward(in->data, in->numel, in->shape[0], in->shape[2]).values, out->data, out->numel, 0,
                           1e-5),
               arch + ": eval forward after setTraining(false)");
+        if (arch.find("dropout") != std::string::npos) {
+            m.setTraining(true);
+            cebra::Output z = m.forward(in->data, in->numel, in->shape[0], in->shape[2]);
+            CHECK(!test::close(z.values, out->data, out->numel, 0, 1e-3), arch + ": training mode applies dropout");
+            m.setTraining(false);
+        }
         if (is_classifier(arch)) {
             const fx_tensor *feat = fx_tensor_get(io.get(), "features"), *pred = fx_tensor_get(io.get(), "prediction");
             cebra::ClassifierOutput c = m.forwardClassifier(in->data, in->numel, in->shape[0], in->shape[2]);
@@ -191,6 +197,13 @@ void test_models() {
     }
     for (const char *name : required) check_model(name, name);
     check_model("offset1-model-mse-v2-3layers", "tied-offset1-model-mse-v2-3layers");
+    check_model("offset1-model-mse-resnet-3layers-tanh", "tied-offset1-model-mse-resnet-3layers-tanh");
+    // The rest of the registry.
+    for (const std::string &name : strings(fx_json_get(manifest.get(), "names"))) {
+        bool listed = false;
+        for (const char *r : required) listed |= name == r;
+        if (!listed) check_model(name, name);
+    }
 }
 
 void test_roundtrip() {

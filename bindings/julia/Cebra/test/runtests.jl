@@ -143,6 +143,11 @@ function check_model(arch, weights)
     set_training!(m, true)
     set_training!(m, false)
     @test maximum(abs.(vec(forward(m, x)) .- vec(want))) <= 1e-5
+    if occursin("dropout", arch)  # dropout is active in training mode only
+        set_training!(m, true)
+        @test maximum(abs.(vec(forward(m, x)) .- vec(want))) > 1e-3
+        set_training!(m, false)
+    end
     if is_classifier(arch)
         features, prediction = forward_classifier(m, x)
         @test close_enough(features, io.tensors["features"]; abs_tol = 1e-5)
@@ -160,6 +165,12 @@ end
         @testset "$name" begin check_model(name, name) end
     end
     check_model("offset1-model-mse-v2-3layers", "tied-offset1-model-mse-v2-3layers")
+    check_model("offset1-model-mse-resnet-3layers-tanh", "tied-offset1-model-mse-resnet-3layers-tanh")
+    # The rest of the registry.
+    for name in String.(MANIFEST["names"])
+        name in required && continue
+        @testset "$name" begin check_model(name, name) end
+    end
     # A (time, neurons) matrix is one batch element.
     m = Model("offset10-model", 7, 12, 3)
     x = randn(Float32, 10, 7)
