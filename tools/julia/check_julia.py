@@ -132,11 +132,17 @@ def ccall_parts(node):
         return "ccall needs (function, library), return type and argument types"
     target, ret, types = args[0], args[1], args[2]
     sym = target
-    if target.type == "tuple_expression":
+    if target.type == "tuple_expression":  # ccall((:name, library), ...)
         items = named_children(target)
         if len(items) != 2:
             return "the ccall target must be (:function, library)"
         sym = items[0]
+    elif target.type == "call_expression" and len(named_children(target)) > 1:
+        # ccall(lookup(..., :name), ...): a function pointer looked up by a literal name.
+        quoted = [a for a in named_children(named_children(target)[1]) if a.type == "quote_expression"]
+        if len(quoted) != 1:
+            return f"the ccall function pointer must be looked up by one literal :name, got '{text(target)}'"
+        sym = quoted[0]
     if sym.type != "quote_expression":
         return f"the ccall function must be a literal :name, got '{text(sym)}'"
     name = text(sym).lstrip(":")
@@ -321,6 +327,8 @@ SELF_TESTS = [
     ("argument count", "f() = ccall((:cebra_manual_seed, lib()), UInt32, (UInt64, Int32), 1, 2)\n",
      "cebra_manual_seed: 2 argument types, the header has 1"),
     ("argument type", "f() = ccall((:cebra_set_num_threads, lib()), UInt32, (Int64,), 1)\n",
+     "cebra_set_num_threads: argument 1 (n) is Int64"),
+    ("pointer form", "f() = ccall(_function_pointer(_c, :cebra_set_num_threads), UInt32, (Int64,), 1)\n",
      "cebra_set_num_threads: argument 1 (n) is Int64"),
     ("return type", "f() = ccall((:cebra_abi_version, lib()), Int64, ())\n", "cebra_abi_version: returns Int64"),
     ("unknown function", "f() = ccall((:cebra_no_such_function, lib()), UInt32, ())\n",

@@ -124,9 +124,10 @@ def generate(decls):
             tuple_types = "(" + ", ".join(types) + ("," if len(types) == 1 else "") + ")"
             call_args = "".join(", " + n for n in names)
             out.append(
-                docstring(d.doc, c_signature(d))
+                f"const _{d.name}_pointer = _function_pointer_cache()\n\n"
+                + docstring(d.doc, c_signature(d))
                 + f"function {d.name}({', '.join(names)})\n"
-                + f"    ccall((:{d.name}, libcebra()), {ret}, {tuple_types}{call_args})\n"
+                + f"    ccall(_function_pointer(_{d.name}_pointer, :{d.name}), {ret}, {tuple_types}{call_args})\n"
                 + "end\n")
         else:
             raise cheader.HeaderError(f"unknown declaration kind {d.kind}")

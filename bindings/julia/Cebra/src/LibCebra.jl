@@ -198,6 +198,8 @@ An internal bug was caught; the process keeps running.
 """
 const CEBRA_STATUS_PANIC = UInt32(12)
 
+const _cebra_last_error_pointer = _function_pointer_cache()
+
 """
     const char* cebra_last_error(void)
 
@@ -205,8 +207,10 @@ The thread's last error message: `""` when the last fallible call on this thread
 The pointer stays valid until the next `cebra_*` call on the same thread. Never NULL.
 """
 function cebra_last_error()
-    ccall((:cebra_last_error, libcebra()), Cstring, ())
+    ccall(_function_pointer(_cebra_last_error_pointer, :cebra_last_error), Cstring, ())
 end
+
+const _cebra_status_name_pointer = _function_pointer_cache()
 
 """
     const char* cebra_status_name(CebraStatus status)
@@ -215,8 +219,10 @@ A static name for a status, such as `"CEBRA_STATUS_SHAPE_MISMATCH"`; `"CEBRA_STA
 number that is not a status.
 """
 function cebra_status_name(status)
-    ccall((:cebra_status_name, libcebra()), Cstring, (CebraStatus,), status)
+    ccall(_function_pointer(_cebra_status_name_pointer, :cebra_status_name), Cstring, (CebraStatus,), status)
 end
+
+const _cebra_version_pointer = _function_pointer_cache()
 
 """
     const char* cebra_version(void)
@@ -224,8 +230,10 @@ end
 The crate version, e.g. `"0.1.0"`.
 """
 function cebra_version()
-    ccall((:cebra_version, libcebra()), Cstring, ())
+    ccall(_function_pointer(_cebra_version_pointer, :cebra_version), Cstring, ())
 end
+
+const _cebra_abi_version_pointer = _function_pointer_cache()
 
 """
     uint32_t cebra_abi_version(void)
@@ -233,8 +241,10 @@ end
 Equals the header macro `CEBRA_ABI_VERSION`.
 """
 function cebra_abi_version()
-    ccall((:cebra_abi_version, libcebra()), UInt32, ())
+    ccall(_function_pointer(_cebra_abi_version_pointer, :cebra_abi_version), UInt32, ())
 end
+
+const _cebra_debug_panic_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_debug_panic(void)
@@ -243,8 +253,10 @@ Diagnostics: panics inside the error boundary and so always returns `CEBRA_STATU
 that an internal bug is reported as a status and the process goes on.
 """
 function cebra_debug_panic()
-    ccall((:cebra_debug_panic, libcebra()), CebraStatus, ())
+    ccall(_function_pointer(_cebra_debug_panic_pointer, :cebra_debug_panic), CebraStatus, ())
 end
+
+const _cebra_register_callback_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_register_callback(const char *name, int64_t offset_left, int64_t offset_right, CebraForwardFn forward, void *user_data, CebraFreeFn free_user_data, uint32_t flags)
@@ -262,8 +274,10 @@ documented signatures that may be called from any thread with `user_data`, until
 has run.
 """
 function cebra_register_callback(name, offset_left, offset_right, forward, user_data, free_user_data, flags)
-    ccall((:cebra_register_callback, libcebra()), CebraStatus, (Ptr{UInt8}, Int64, Int64, CebraForwardFn, Ptr{Cvoid}, CebraFreeFn, UInt32), name, offset_left, offset_right, forward, user_data, free_user_data, flags)
+    ccall(_function_pointer(_cebra_register_callback_pointer, :cebra_register_callback), CebraStatus, (Ptr{UInt8}, Int64, Int64, CebraForwardFn, Ptr{Cvoid}, CebraFreeFn, UInt32), name, offset_left, offset_right, forward, user_data, free_user_data, flags)
 end
+
+const _cebra_criterion_init_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_criterion_init(const char *name, const char *options, struct CebraCriterion **out)
@@ -277,8 +291,10 @@ and `reduce=mean|sum` (nce only).
 `name` is NULL or NUL-terminated; `options` is NULL or NUL-terminated; `out` is NULL or writable.
 """
 function cebra_criterion_init(name, options, out)
-    ccall((:cebra_criterion_init, libcebra()), CebraStatus, (Ptr{UInt8}, Ptr{UInt8}, Ptr{Ptr{CebraCriterion}}), name, options, out)
+    ccall(_function_pointer(_cebra_criterion_init_pointer, :cebra_criterion_init), CebraStatus, (Ptr{UInt8}, Ptr{UInt8}, Ptr{Ptr{CebraCriterion}}), name, options, out)
 end
+
+const _cebra_criterion_get_options_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_criterion_get_options(const char *pattern, size_t limit, char *buf, size_t buf_len, size_t *needed)
@@ -290,8 +306,10 @@ Criterion names matching `pattern`, like `cebra_get_options`.
 NULL or writable.
 """
 function cebra_criterion_get_options(pattern, limit, buf, buf_len, needed)
-    ccall((:cebra_criterion_get_options, libcebra()), CebraStatus, (Ptr{UInt8}, Csize_t, Ptr{UInt8}, Csize_t, Ptr{Csize_t}), pattern, limit, buf, buf_len, needed)
+    ccall(_function_pointer(_cebra_criterion_get_options_pointer, :cebra_criterion_get_options), CebraStatus, (Ptr{UInt8}, Csize_t, Ptr{UInt8}, Csize_t, Ptr{Csize_t}), pattern, limit, buf, buf_len, needed)
 end
+
+const _cebra_criterion_free_pointer = _function_pointer_cache()
 
 """
     void cebra_criterion_free(struct CebraCriterion *criterion)
@@ -302,8 +320,10 @@ Releases a criterion handle; NULL is a no-op.
 `criterion` is NULL or a live handle, not used again after this call.
 """
 function cebra_criterion_free(criterion)
-    ccall((:cebra_criterion_free, libcebra()), Cvoid, (Ptr{CebraCriterion},), criterion)
+    ccall(_function_pointer(_cebra_criterion_free_pointer, :cebra_criterion_free), Cvoid, (Ptr{CebraCriterion},), criterion)
 end
+
+const _cebra_criterion_forward_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_criterion_forward(struct CebraCriterion *criterion, const float *reference, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *loss, float *align, float *uniform, size_t out_len)
@@ -316,8 +336,10 @@ uniform terms), `n` values each for `nce` (per-sample). `out_len` is the capacit
 NULL or `m * d`; `loss`, `align`, `uniform` are NULL or hold `out_len` writable floats each.
 """
 function cebra_criterion_forward(criterion, reference, pos, n, neg, m, d, loss, align, uniform, out_len)
-    ccall((:cebra_criterion_forward, libcebra()), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t), criterion, reference, pos, n, neg, m, d, loss, align, uniform, out_len)
+    ccall(_function_pointer(_cebra_criterion_forward_pointer, :cebra_criterion_forward), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t), criterion, reference, pos, n, neg, m, d, loss, align, uniform, out_len)
 end
+
+const _cebra_criterion_backward_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_criterion_backward(struct CebraCriterion *criterion, const float *reference, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *loss, float *grad_ref, size_t grad_ref_len, float *grad_pos, size_t grad_pos_len, float *grad_neg, size_t grad_neg_len, double *grad_log_inverse_temperature)
@@ -333,8 +355,10 @@ writable; each gradient buffer NULL or holding its stated capacity of writable f
 `grad_log_inverse_temperature` NULL or writable.
 """
 function cebra_criterion_backward(criterion, reference, pos, n, neg, m, d, loss, grad_ref, grad_ref_len, grad_pos, grad_pos_len, grad_neg, grad_neg_len, grad_log_inverse_temperature)
-    ccall((:cebra_criterion_backward, libcebra()), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t, Ptr{Cdouble}), criterion, reference, pos, n, neg, m, d, loss, grad_ref, grad_ref_len, grad_pos, grad_pos_len, grad_neg, grad_neg_len, grad_log_inverse_temperature)
+    ccall(_function_pointer(_cebra_criterion_backward_pointer, :cebra_criterion_backward), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t, Ptr{Cdouble}), criterion, reference, pos, n, neg, m, d, loss, grad_ref, grad_ref_len, grad_pos, grad_pos_len, grad_neg, grad_neg_len, grad_log_inverse_temperature)
 end
+
+const _cebra_criterion_get_temperature_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_criterion_get_temperature(const struct CebraCriterion *criterion, double *out)
@@ -345,8 +369,10 @@ The current temperature (`1 / clamp(exp(log_inverse_temperature))` for learnable
 `criterion` is NULL or a live handle; `out` is NULL or writable.
 """
 function cebra_criterion_get_temperature(criterion, out)
-    ccall((:cebra_criterion_get_temperature, libcebra()), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cdouble}), criterion, out)
+    ccall(_function_pointer(_cebra_criterion_get_temperature_pointer, :cebra_criterion_get_temperature), CebraStatus, (Ptr{CebraCriterion}, Ptr{Cdouble}), criterion, out)
 end
+
+const _cebra_dot_similarity_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_dot_similarity(const float *reference, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *pos_dist, size_t pos_dist_len, float *neg_dist, size_t neg_dist_len)
@@ -359,8 +385,10 @@ values). A capacity below `n` or `n*m` is BUFFER_TOO_SMALL and nothing is writte
 `neg_dist` are NULL or hold `pos_dist_len` / `neg_dist_len` writable floats.
 """
 function cebra_dot_similarity(reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
-    ccall((:cebra_dot_similarity, libcebra()), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
+    ccall(_function_pointer(_cebra_dot_similarity_pointer, :cebra_dot_similarity), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
 end
+
+const _cebra_euclidean_similarity_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_euclidean_similarity(const float *reference, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d, float *pos_dist, size_t pos_dist_len, float *neg_dist, size_t neg_dist_len)
@@ -371,8 +399,10 @@ Negative squared Euclidean distances, shaped as in `cebra_dot_similarity`.
 As for `cebra_dot_similarity`.
 """
 function cebra_euclidean_similarity(reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
-    ccall((:cebra_euclidean_similarity, libcebra()), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
+    ccall(_function_pointer(_cebra_euclidean_similarity_pointer, :cebra_euclidean_similarity), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), reference, pos, n, neg, m, d, pos_dist, pos_dist_len, neg_dist, neg_dist_len)
 end
+
+const _cebra_infonce_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_infonce(const float *pos_dist, const float *neg_dist, int64_t n, int64_t m, float *loss, float *align, float *uniform)
@@ -385,8 +415,10 @@ the corrected align and uniform terms.
 NULL or writable.
 """
 function cebra_infonce(pos_dist, neg_dist, n, m, loss, align, uniform)
-    ccall((:cebra_infonce, libcebra()), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}), pos_dist, neg_dist, n, m, loss, align, uniform)
+    ccall(_function_pointer(_cebra_infonce_pointer, :cebra_infonce), CebraStatus, (Ptr{Cfloat}, Ptr{Cfloat}, Int64, Int64, Ptr{Cfloat}, Ptr{Cfloat}, Ptr{Cfloat}), pos_dist, neg_dist, n, m, loss, align, uniform)
 end
+
+const _cebra_model_init_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_init(const char *name, int64_t num_neurons, int64_t num_units, int64_t num_output, const char *options, struct CebraModel **out)
@@ -399,8 +431,10 @@ The C counterpart of `cebra.models.init(name, num_neurons, num_units, num_output
 `CebraModel*` (NULL pointers are reported, not dereferenced).
 """
 function cebra_model_init(name, num_neurons, num_units, num_output, options, out)
-    ccall((:cebra_model_init, libcebra()), CebraStatus, (Ptr{UInt8}, Int64, Int64, Int64, Ptr{UInt8}, Ptr{Ptr{CebraModel}}), name, num_neurons, num_units, num_output, options, out)
+    ccall(_function_pointer(_cebra_model_init_pointer, :cebra_model_init), CebraStatus, (Ptr{UInt8}, Int64, Int64, Int64, Ptr{UInt8}, Ptr{Ptr{CebraModel}}), name, num_neurons, num_units, num_output, options, out)
 end
+
+const _cebra_model_load_file_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_load_file(const char *path, struct CebraModel **out)
@@ -412,8 +446,10 @@ loads its weights.
 `path` is a NUL-terminated string; `out` points to a writable `CebraModel*`.
 """
 function cebra_model_load_file(path, out)
-    ccall((:cebra_model_load_file, libcebra()), CebraStatus, (Ptr{UInt8}, Ptr{Ptr{CebraModel}}), path, out)
+    ccall(_function_pointer(_cebra_model_load_file_pointer, :cebra_model_load_file), CebraStatus, (Ptr{UInt8}, Ptr{Ptr{CebraModel}}), path, out)
 end
+
+const _cebra_model_free_pointer = _function_pointer_cache()
 
 """
     void cebra_model_free(struct CebraModel *model)
@@ -424,8 +460,10 @@ Releases a model handle; NULL is a no-op.
 `model` is NULL or a live handle, not used again after this call.
 """
 function cebra_model_free(model)
-    ccall((:cebra_model_free, libcebra()), Cvoid, (Ptr{CebraModel},), model)
+    ccall(_function_pointer(_cebra_model_free_pointer, :cebra_model_free), Cvoid, (Ptr{CebraModel},), model)
 end
+
+const _cebra_model_get_offset_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_get_offset(const struct CebraModel *model, int64_t *left, int64_t *right)
@@ -436,8 +474,10 @@ The receptive field: `left + right` input steps give one output step.
 `model` is NULL or a live handle; `left` and `right` are NULL or writable.
 """
 function cebra_model_get_offset(model, left, right)
-    ccall((:cebra_model_get_offset, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}, Ptr{Int64}), model, left, right)
+    ccall(_function_pointer(_cebra_model_get_offset_pointer, :cebra_model_get_offset), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}, Ptr{Int64}), model, left, right)
 end
+
+const _cebra_model_num_input_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_num_input(const struct CebraModel *model, int64_t *out)
@@ -448,8 +488,10 @@ Input channels.
 `model` is NULL or a live handle; `out` is NULL or writable.
 """
 function cebra_model_num_input(model, out)
-    ccall((:cebra_model_num_input, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
+    ccall(_function_pointer(_cebra_model_num_input_pointer, :cebra_model_num_input), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
 end
+
+const _cebra_model_num_output_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_num_output(const struct CebraModel *model, int64_t *out)
@@ -460,8 +502,10 @@ Output features.
 `model` is NULL or a live handle; `out` is NULL or writable.
 """
 function cebra_model_num_output(model, out)
-    ccall((:cebra_model_num_output, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
+    ccall(_function_pointer(_cebra_model_num_output_pointer, :cebra_model_num_output), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
 end
+
+const _cebra_model_resample_factor_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_resample_factor(const struct CebraModel *model, int64_t *out)
@@ -472,8 +516,10 @@ Time downsampling factor: 1 for models that do not resample.
 `model` is NULL or a live handle; `out` is NULL or writable.
 """
 function cebra_model_resample_factor(model, out)
-    ccall((:cebra_model_resample_factor, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
+    ccall(_function_pointer(_cebra_model_resample_factor_pointer, :cebra_model_resample_factor), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
 end
+
+const _cebra_model_num_parameters_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_num_parameters(const struct CebraModel *model, int64_t *total, int64_t *trainable)
@@ -484,8 +530,10 @@ Parameter counts; a tensor shared by several layers counts once, as in the refer
 `model` is NULL or a live handle; `total` and `trainable` are NULL or writable.
 """
 function cebra_model_num_parameters(model, total, trainable)
-    ccall((:cebra_model_num_parameters, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}, Ptr{Int64}), model, total, trainable)
+    ccall(_function_pointer(_cebra_model_num_parameters_pointer, :cebra_model_num_parameters), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}, Ptr{Int64}), model, total, trainable)
 end
+
+const _cebra_model_output_time_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_output_time(const struct CebraModel *model, int64_t time, int64_t *out_time)
@@ -498,8 +546,10 @@ step after their receptive field, longer than it).
 `model` is NULL or a live handle; `out_time` is NULL or writable.
 """
 function cebra_model_output_time(model, time, out_time)
-    ccall((:cebra_model_output_time, libcebra()), CebraStatus, (Ptr{CebraModel}, Int64, Ptr{Int64}), model, time, out_time)
+    ccall(_function_pointer(_cebra_model_output_time_pointer, :cebra_model_output_time), CebraStatus, (Ptr{CebraModel}, Int64, Ptr{Int64}), model, time, out_time)
 end
+
+const _cebra_model_forward_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_forward(struct CebraModel *model, const float *input, int64_t batch, int64_t num_input, int64_t time, float *output, size_t output_len, int64_t *out_time)
@@ -512,8 +562,10 @@ Runs the model on `input` `(batch, num_input, time)` without an autograd graph; 
 `output` is NULL or holds `output_len` writable floats; `out_time` is NULL or writable.
 """
 function cebra_model_forward(model, input, batch, num_input, time, output, output_len, out_time)
-    ccall((:cebra_model_forward, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Cfloat}, Int64, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Int64}), model, input, batch, num_input, time, output, output_len, out_time)
+    ccall(_function_pointer(_cebra_model_forward_pointer, :cebra_model_forward), CebraStatus, (Ptr{CebraModel}, Ptr{Cfloat}, Int64, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Int64}), model, input, batch, num_input, time, output, output_len, out_time)
 end
+
+const _cebra_model_load_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_load(struct CebraModel *model, const char *path)
@@ -525,8 +577,10 @@ mis-shaped tensors are FORMAT errors naming the tensor; the model is unchanged o
 `model` is NULL or a live handle; `path` is NULL or NUL-terminated.
 """
 function cebra_model_load(model, path)
-    ccall((:cebra_model_load, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{UInt8}), model, path)
+    ccall(_function_pointer(_cebra_model_load_pointer, :cebra_model_load), CebraStatus, (Ptr{CebraModel}, Ptr{UInt8}), model, path)
 end
+
+const _cebra_model_save_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_save(const struct CebraModel *model, const char *path)
@@ -538,8 +592,10 @@ architecture in the metadata, so `cebra_model_load_file` can rebuild the model.
 `model` is NULL or a live handle; `path` is NULL or NUL-terminated.
 """
 function cebra_model_save(model, path)
-    ccall((:cebra_model_save, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{UInt8}), model, path)
+    ccall(_function_pointer(_cebra_model_save_pointer, :cebra_model_save), CebraStatus, (Ptr{CebraModel}, Ptr{UInt8}), model, path)
 end
+
+const _cebra_model_set_training_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_set_training(struct CebraModel *model, uint8_t training)
@@ -550,8 +606,10 @@ Dropout on (`training != 0`) or off (the default).
 `model` is NULL or a live handle.
 """
 function cebra_model_set_training(model, training)
-    ccall((:cebra_model_set_training, libcebra()), CebraStatus, (Ptr{CebraModel}, UInt8), model, training)
+    ccall(_function_pointer(_cebra_model_set_training_pointer, :cebra_model_set_training), CebraStatus, (Ptr{CebraModel}, UInt8), model, training)
 end
+
+const _cebra_model_set_output_num_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_set_output_num(struct CebraModel *model, int64_t label_num, uint8_t override_existing)
@@ -563,8 +621,10 @@ needs `override_existing != 0`.
 `model` is NULL or a live handle.
 """
 function cebra_model_set_output_num(model, label_num, override_existing)
-    ccall((:cebra_model_set_output_num, libcebra()), CebraStatus, (Ptr{CebraModel}, Int64, UInt8), model, label_num, override_existing)
+    ccall(_function_pointer(_cebra_model_set_output_num_pointer, :cebra_model_set_output_num), CebraStatus, (Ptr{CebraModel}, Int64, UInt8), model, label_num, override_existing)
 end
+
+const _cebra_model_forward_classifier_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_model_forward_classifier(struct CebraModel *model, const float *input, int64_t batch, int64_t num_input, int64_t time, float *features, size_t features_len, float *prediction, size_t prediction_len)
@@ -577,8 +637,10 @@ end
 `features` and `prediction` are NULL or hold `features_len` / `prediction_len` writable floats.
 """
 function cebra_model_forward_classifier(model, input, batch, num_input, time, features, features_len, prediction, prediction_len)
-    ccall((:cebra_model_forward_classifier, libcebra()), CebraStatus, (Ptr{CebraModel}, Ptr{Cfloat}, Int64, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), model, input, batch, num_input, time, features, features_len, prediction, prediction_len)
+    ccall(_function_pointer(_cebra_model_forward_classifier_pointer, :cebra_model_forward_classifier), CebraStatus, (Ptr{CebraModel}, Ptr{Cfloat}, Int64, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), model, input, batch, num_input, time, features, features_len, prediction, prediction_len)
 end
+
+const _cebra_get_options_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_get_options(const char *pattern, size_t limit, uint8_t expand_parametrized, char *buf, size_t buf_len, size_t *needed)
@@ -594,8 +656,10 @@ once, by its first expansion.
 NULL or writable.
 """
 function cebra_get_options(pattern, limit, expand_parametrized, buf, buf_len, needed)
-    ccall((:cebra_get_options, libcebra()), CebraStatus, (Ptr{UInt8}, Csize_t, UInt8, Ptr{UInt8}, Csize_t, Ptr{Csize_t}), pattern, limit, expand_parametrized, buf, buf_len, needed)
+    ccall(_function_pointer(_cebra_get_options_pointer, :cebra_get_options), CebraStatus, (Ptr{UInt8}, Csize_t, UInt8, Ptr{UInt8}, Csize_t, Ptr{Csize_t}), pattern, limit, expand_parametrized, buf, buf_len, needed)
 end
+
+const _cebra_unregister_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_unregister(const char *name)
@@ -607,8 +671,10 @@ keep working.
 `name` is NULL or NUL-terminated.
 """
 function cebra_unregister(name)
-    ccall((:cebra_unregister, libcebra()), CebraStatus, (Ptr{UInt8},), name)
+    ccall(_function_pointer(_cebra_unregister_pointer, :cebra_unregister), CebraStatus, (Ptr{UInt8},), name)
 end
+
+const _cebra_manual_seed_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_manual_seed(uint64_t seed)
@@ -616,8 +682,10 @@ end
 Seeds the generator that model initialisation (and dropout) draw from.
 """
 function cebra_manual_seed(seed)
-    ccall((:cebra_manual_seed, libcebra()), CebraStatus, (UInt64,), seed)
+    ccall(_function_pointer(_cebra_manual_seed_pointer, :cebra_manual_seed), CebraStatus, (UInt64,), seed)
 end
+
+const _cebra_set_num_threads_pointer = _function_pointer_cache()
 
 """
     CebraStatus cebra_set_num_threads(int32_t n)
@@ -625,8 +693,10 @@ end
 Sets the number of threads libtorch uses for intra-op parallelism (at least 1).
 """
 function cebra_set_num_threads(n)
-    ccall((:cebra_set_num_threads, libcebra()), CebraStatus, (Int32,), n)
+    ccall(_function_pointer(_cebra_set_num_threads_pointer, :cebra_set_num_threads), CebraStatus, (Int32,), n)
 end
+
+const _cebra_cuda_is_available_pointer = _function_pointer_cache()
 
 """
     uint8_t cebra_cuda_is_available(void)
@@ -634,7 +704,7 @@ end
 1 when a CUDA device can be used, else 0.
 """
 function cebra_cuda_is_available()
-    ccall((:cebra_cuda_is_available, libcebra()), UInt8, ())
+    ccall(_function_pointer(_cebra_cuda_is_available_pointer, :cebra_cuda_is_available), UInt8, ())
 end
 
 end # module LibCebra
