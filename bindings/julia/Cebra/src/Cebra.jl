@@ -42,9 +42,9 @@ Base.showerror(io::IO, e::CebraError) = print(io, "CebraError: ", e.name, ": ", 
 
 status_name(status::Integer) = unsafe_string(L.cebra_status_name(UInt32(status)))
 
-# The message a failing Julia callback left, added to a CALLBACK_FAILED error (per thread: the C call
-# and its callbacks run on the calling thread).
-const _CALLBACK_ERROR = Ref{String}("")
+# The message of a failing Julia callback is kept in the task-local storage under this key (the C call
+# runs its callbacks in the calling task) and added to the CALLBACK_FAILED error.
+const _CALLBACK_ERROR_KEY = :cebra_callback_error
 
 """
     check(status)
@@ -54,9 +54,12 @@ Throws the `CebraError` of a status that is not `CEBRA_STATUS_OK`, with the thre
 function check(status::UInt32)
     status == L.CEBRA_STATUS_OK && return nothing
     message = unsafe_string(L.cebra_last_error())
-    if status == L.CEBRA_STATUS_CALLBACK_FAILED && !isempty(_CALLBACK_ERROR[])
-        message *= " (Julia callback: " * _CALLBACK_ERROR[] * ")"
-        _CALLBACK_ERROR[] = ""
+    storage = task_local_storage()
+    if haskey(storage, _CALLBACK_ERROR_KEY)
+        callback_error = pop!(storage, _CALLBACK_ERROR_KEY)
+        if status == L.CEBRA_STATUS_CALLBACK_FAILED
+            message *= " (Julia callback: " * callback_error * ")"
+        end
     end
     throw(CebraError(status, status_name(status), message))
 end
@@ -199,7 +202,7 @@ function _forward_callback(user_data::Ptr{Cvoid}, input::Ptr{Cfloat}, batch::Int
         copyto!(unsafe_wrap(Array, output, want), y)
         return Int32(0)
     catch err
-        _CALLBACK_ERROR[] = sprint(showerror, err)
+        task_local_storage(_CALLBACK_ERROR_KEY, sprint(showerror, err))
         return Int32(-1)
     end
 end
