@@ -44,7 +44,7 @@ status_name(status::Integer) = unsafe_string(L.cebra_status_name(UInt32(status))
 
 # The message of a failing Julia callback is kept in the task-local storage under this key (the C call
 # runs its callbacks in the calling task) and added to the CALLBACK_FAILED error.
-const _CALLBACK_ERROR_KEY = :cebra_callback_error
+const _CALLBACK_ERROR_KEY = :libcebra_callback_error
 
 """
     check(status)
