@@ -11,7 +11,9 @@ Checks, with tree-sitter's Julia grammar (PyPI packages `tree-sitter` and `tree-
      argument values as types;
   3. every `@cfunction(f, R, (T...))` matches one of the header's callback typedefs;
   4. every function of the header has a `ccall`, and is used by the high-level API (a .jl file of src/
-     other than the generated LibCebra.jl) or listed there in a comment "not wrapped: <name> -- <reason>".
+     other than the generated LibCebra.jl) or listed there in a comment "not wrapped: <name> -- <reason>";
+  5. high-level calls of LibCebra functions pass the header's argument count, and every `cebra_*`
+     function and `CEBRA_*` constant named in the package is one of the header.
 --self-test runs the checker on small broken packages (a syntax error, a wrong argument count, a wrong
 type, an unknown function, an unwrapped function) and fails unless each one is caught.
 """
@@ -193,6 +195,7 @@ def check(package, header, lib):
     decls = cheader.parse_file(header)
     funcs = {d.name: d for d in cheader.functions(decls)}
     callbacks = [d for d in decls if d.kind == "callback"]
+    macros = {d.name for d in decls if d.kind == "define"}
     table = TypeTable(decls)
     exported = exported_symbols(lib)
     parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_julia.language()))
@@ -226,6 +229,8 @@ def check(package, header, lib):
                     problems.add(rel, node, f"{text(node)} is not a function of include/cebra.h")
             if node.type == "call_expression" and high_level:
                 check_call_arity(rel, node, funcs, problems)
+            if node.type == "identifier" and re.fullmatch(r"CEBRA_[A-Z0-9_]+", text(node)) and text(node) not in macros:
+                problems.add(rel, node, f"{text(node)} is not a constant of include/cebra.h")
             parts = None
             if node.type == "call_expression" and named_children(node) and text(named_children(node)[0]) == "ccall":
                 parts = ccall_parts(node)
@@ -338,6 +343,7 @@ SELF_TESTS = [
     ("@ccall type", "f() = @ccall lib.cebra_manual_seed(1::Int32)::UInt32\n", "cebra_manual_seed: argument 1 (seed) is Int32"),
     ("high-level arity", "f(m) = LibCebra.cebra_model_num_input(m)\n", "call of cebra_model_num_input with 1 arguments, the header has 2"),
     ("high-level unknown", "f(m) = LibCebra.cebra_model_no_such(m)\n", "cebra_model_no_such is not a function of include/cebra.h"),
+    ("unknown constant", "f(s) = s == LibCebra.CEBRA_STATUS_NO_SUCH\n", "CEBRA_STATUS_NO_SUCH is not a constant"),
     ("@cfunction", "g() = @cfunction(h, Int32, (Ptr{Cvoid}, Ptr{Cfloat}))\n", "matches no callback type"),
 ]
 
