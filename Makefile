@@ -150,7 +150,8 @@ cpp-test: build
 JULIA_CHECK_PY := $(TARGET_DIR)/julia-check-py$(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 JULIA_CHECK_PACKAGES := tree-sitter==0.25.2 tree-sitter-julia==0.23.1
 
-$(JULIA_CHECK_PY)/.installed:
+# Reinstalled when this Makefile (and so possibly the pinned versions) changes.
+$(JULIA_CHECK_PY)/.installed: Makefile
 	rm -rf "$(JULIA_CHECK_PY)"
 	PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
 	  --target "$(JULIA_CHECK_PY)" $(JULIA_CHECK_PACKAGES)
