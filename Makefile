@@ -1,7 +1,10 @@
 # libcebra: build, test, demo and install.
 #
 #   make build                 release library (target/release/libcebra.so, .a), include/cebra.h, CLI
-#   make test                  everything CI runs (Rust tests, doc tests, header check, C tests, install test)
+#   make test                  everything CI runs (Rust tests, doc tests, header check, C tests, C++ tests,
+#                              Julia static check, install test)
+#   make cpp-test              the C++ binding's tests (bindings/cpp/tests)
+#   make julia-check           the Julia package checked without Julia (tools/julia/check_julia.py)
 #   make demo                  the registry and a synthetic recording embedded by a fresh offset10-model
 #   make install PREFIX=/opt/cebra    library, header, pkg-config file and CMake package
 #   make install-test          install into a temporary prefix and build/run the C example against it
@@ -64,7 +67,7 @@ ifneq ($(filter-out $(NO_TORCH_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
   export LIBTORCH
 endif
 
-.PHONY: all build test cargo-test clippy header header-check readme-check c-test install install-test demo fuzz clean help
+.PHONY: all build test cargo-test clippy header header-check readme-check c-test cpp-test julia-check install install-test demo fuzz clean help
 
 all: build
 
@@ -86,6 +89,8 @@ test: build
 	$(MAKE) --no-print-directory clippy
 	$(MAKE) --no-print-directory readme-check
 	$(MAKE) --no-print-directory c-test
+	$(MAKE) --no-print-directory cpp-test
+	$(MAKE) --no-print-directory julia-check
 	$(MAKE) --no-print-directory install-test
 	@echo "make test: all steps passed"
 
@@ -117,7 +122,13 @@ readme-check:
 	@awk '/^## Using it from C/ { s = 1 } s == 1 && /^```c$$/ { s = 2; next } s == 2 && /^```$$/ { exit } s == 2' \
 	  README.md | diff -u bindings/c/examples/embed.c - \
 	  || { echo "readme-check: the C program in README.md differs from bindings/c/examples/embed.c" >&2; exit 1; }
-	@echo "readme-check: README.md shows bindings/c/examples/embed.c verbatim"
+	@awk '/^## Using it from C\+\+/ { s = 1 } s == 1 && /^```cpp$$/ { s = 2; next } s == 2 && /^```$$/ { exit } s == 2' \
+	  README.md | diff -u bindings/cpp/examples/embed.cpp - \
+	  || { echo "readme-check: the C++ program in README.md differs from bindings/cpp/examples/embed.cpp" >&2; exit 1; }
+	@awk '/^## Using it from Julia/ { s = 1 } s == 1 && /^```julia$$/ { s = 2; next } s == 2 && /^```$$/ { exit } s == 2' \
+	  README.md | diff -u bindings/julia/Cebra/examples/embed.jl - \
+	  || { echo "readme-check: the Julia program in README.md differs from bindings/julia/Cebra/examples/embed.jl" >&2; exit 1; }
+	@echo "readme-check: README.md shows bindings/c/examples/embed.c, bindings/cpp/examples/embed.cpp and bindings/julia/Cebra/examples/embed.jl verbatim"
 
 c-test: build
 	@if [ -f bindings/c/tests/Makefile ]; then \
@@ -125,6 +136,37 @@ c-test: build
 	else \
 	  echo "c-test: no bindings/c/tests/Makefile, nothing to run"; \
 	fi
+
+# The C++ binding (bindings/cpp/cebra.hpp): two translation units with -Wall -Wextra -Werror, the
+# reference fixtures through the C++ API, under ASan+UBSan and Valgrind (bindings/cpp/tests/Makefile).
+CPP_TEST_GOALS ?= test asan valgrind
+cpp-test: build
+	$(MAKE) --no-print-directory -C bindings/cpp/tests LIBDIR="$(RELEASE)" $(CPP_TEST_GOALS)
+
+# The Julia package (bindings/julia/Cebra), checked without Julia: the committed LibCebra.jl is what
+# tools/julia/gen_libcebra.py writes from include/cebra.h, every .jl file parses (tree-sitter's Julia
+# grammar, PyPI packages installed under the build dir), every ccall matches the header and the
+# library's exports, every header function is wrapped; then the checker's own self-test.
+JULIA_CHECK_PY := $(TARGET_DIR)/julia-check-py$(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+JULIA_CHECK_PACKAGES := tree-sitter==0.25.2 tree-sitter-julia==0.23.1
+
+# Reinstalled when this Makefile (and so possibly the pinned versions) changes.
+$(JULIA_CHECK_PY)/.installed: Makefile
+	rm -rf "$(JULIA_CHECK_PY)"
+	PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+	  --target "$(JULIA_CHECK_PY)" $(JULIA_CHECK_PACKAGES)
+	touch "$@"
+
+julia-check: build $(JULIA_CHECK_PY)/.installed
+	@python3 tools/julia/gen_libcebra.py include/cebra.h | diff -u bindings/julia/Cebra/src/LibCebra.jl - \
+	  || { echo "julia-check: bindings/julia/Cebra/src/LibCebra.jl is STALE (diff above); regenerate it:" >&2; \
+	       echo "  python3 tools/julia/gen_libcebra.py include/cebra.h > bindings/julia/Cebra/src/LibCebra.jl" >&2; \
+	       exit 1; }
+	@echo "julia-check: bindings/julia/Cebra/src/LibCebra.jl is what tools/julia/gen_libcebra.py writes"
+	PYTHONPATH="$(JULIA_CHECK_PY)" python3 tools/julia/check_julia.py --header include/cebra.h \
+	  --lib "$(RELEASE)/libcebra.so" bindings/julia/Cebra
+	PYTHONPATH="$(JULIA_CHECK_PY)" python3 tools/julia/check_julia.py --self-test --header include/cebra.h \
+	  --lib "$(RELEASE)/libcebra.so"
 
 # Installs what `make build` made; builds and fetches nothing. libcebra.so.$(ABI).$(VERSION) with the
 # links libcebra.so.$(ABI) (the SONAME) and libcebra.so; the libtorch libraries it loads go to
@@ -144,6 +186,7 @@ install:
 	strip --strip-debug "$(DESTDIR)$(PREFIX)/lib/libcebra.so.$(ABI).$(VERSION)" \
 	  "$(DESTDIR)$(PREFIX)/lib/libcebra.a" "$(DESTDIR)$(PREFIX)/bin/cebra"
 	install -m 0644 include/cebra.h "$(DESTDIR)$(PREFIX)/include/cebra.h"
+	install -m 0644 bindings/cpp/cebra.hpp "$(DESTDIR)$(PREFIX)/include/cebra.hpp"
 	bash tools/install/libtorch-libs.sh "$(RELEASE)/libcebra.so" | while read -r lib; do \
 	  install -m 0644 "$$lib" "$(DESTDIR)$(PREFIX)/lib/cebra/$$(basename "$$lib")"; \
 	done
@@ -174,6 +217,7 @@ fuzz:
 clean:
 	$(CARGO) clean
 	@if [ -f bindings/c/tests/Makefile ]; then $(MAKE) --no-print-directory -C bindings/c/tests clean; fi
+	$(MAKE) --no-print-directory -C bindings/cpp/tests clean
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))

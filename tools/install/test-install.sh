@@ -2,7 +2,8 @@
 # Checks an installed libcebra (`make install PREFIX=...`; run by `make install-test`):
 #   1. the installed files are there (libcebra.so.<ABI> with its links, the libtorch libraries in
 #      lib/cebra), and everything the library loads resolves inside the prefix;
-#   2. bindings/c/examples/embed.c builds with `pkg-config --cflags --libs cebra`,
+#   2. bindings/c/examples/embed.c builds with `pkg-config --cflags --libs cebra` (and so does the C++
+#      example bindings/cpp/examples/embed.cpp, over the installed cebra.hpp),
 #      with CMake's `find_package(cebra)` + `cebra::cebra`, and with `cebra::cebra_static`;
 #   3. each program, and the installed CLI, runs with an EMPTY environment (`env -i`: no
 #      LD_LIBRARY_PATH, no HOME) and prints the expected output; when this runs as root, the programs
@@ -63,7 +64,7 @@ run_check() {
 }
 
 # 1. Layout.
-for f in "lib/libcebra.so.$abi" lib/libcebra.so lib/libcebra.a include/cebra.h bin/cebra lib/pkgconfig/cebra.pc \
+for f in "lib/libcebra.so.$abi" lib/libcebra.so lib/libcebra.a include/cebra.h include/cebra.hpp bin/cebra lib/pkgconfig/cebra.pc \
          lib/cmake/cebra/cebraConfig.cmake lib/cmake/cebra/cebraConfigVersion.cmake lib/cebra/libtorch_cpu.so; do
     [ -e "$prefix/$f" ] || fail "missing $prefix/$f"
 done
@@ -111,6 +112,10 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 if flags=$(pkg-config --cflags --libs cebra); then
     "$CC" -std=c99 -Wall -Wextra -Werror -pedantic -o "$work/embed-pkgconfig" "$example/embed.c" $flags \
         && pass "embed.c built with pkg-config ($flags)" || fail "embed.c does not build with pkg-config"
+    # The C++ example over the installed cebra.hpp, with the same flags.
+    "${CXX:-c++}" -std=c++17 -Wall -Wextra -Werror -pedantic -o "$work/embed-cpp-pkgconfig" \
+        "$root/bindings/cpp/examples/embed.cpp" $flags \
+        && pass "embed.cpp built with pkg-config and cebra.hpp" || fail "embed.cpp does not build with pkg-config"
 else
     fail "pkg-config does not find cebra in $PKG_CONFIG_PATH"
 fi
@@ -128,7 +133,7 @@ for variant in shared static; do
 done
 
 # 3. Run everything with an empty environment.
-for bin in embed-pkgconfig cmake-shared/embed cmake-static/embed; do
+for bin in embed-pkgconfig embed-cpp-pkgconfig cmake-shared/embed cmake-static/embed; do
     [ -x "$work/$bin" ] || continue
     run_check "$bin (seeded init)" "$expected_seeded" "$work/$bin"
     run_check "$bin $(basename "$weights")" "$expected_loaded" "$work/$bin" "$weights"

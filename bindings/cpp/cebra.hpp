@@ -1,0 +1,500 @@
+// cebra.hpp: header-only C++17 interface to libcebra (include/cebra.h).
+//
+// RAII handles (move-only: a handle is never copied, and freed exactly once), errors as cebra::Error
+// exceptions carrying the status and the library's message, results returned as values. Link with
+// -lcebra as for the C interface. Array layouts are those of the C interface: float32, row-major
+// (C order), shapes given next to each function.
+//
+//   cebra::Model model("offset10-model", 120, 32, 8);
+//   model.load("weights.safetensors");
+//   cebra::Output y = model.forward(x, batch, time);   // y.values is (batch, 8, y.out_time)
+#ifndef CEBRA_HPP
+#define CEBRA_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cebra.h"
+
+namespace cebra {
+
+// ---- errors ----------------------------------------------------------------------------------------
+
+/// A failed libcebra call (or an argument this header rejects before calling the library).
+class Error : public std::runtime_error {
+public:
+    Error(CebraStatus status, const std::string &message)
+        : std::runtime_error(std::string(cebra_status_name(status)) + ": " + message), status_(status),
+          message_(message) {}
+
+    /// The CebraStatus number (CEBRA_STATUS_*).
+    CebraStatus status() const noexcept { return status_; }
+    /// Its name, such as "CEBRA_STATUS_SHAPE_MISMATCH".
+    const char *statusName() const noexcept { return cebra_status_name(status_); }
+    /// The library's explanation.
+    const std::string &message() const noexcept { return message_; }
+
+private:
+    CebraStatus status_;
+    std::string message_;
+};
+
+namespace detail {
+
+// What a C++ callback threw, per thread (the library calls the callback on the calling thread),
+// appended to the CALLBACK_FAILED message.
+inline thread_local std::string callback_error;
+
+inline void check(CebraStatus status) {
+    if (status == CEBRA_STATUS_OK) return;
+    std::string message = cebra_last_error();
+    if (status == CEBRA_STATUS_CALLBACK_FAILED && !callback_error.empty()) {
+        message += " (C++ callback: " + callback_error + ")";
+        callback_error.clear();
+    }
+    throw Error(status, message);
+}
+
+[[noreturn]] inline void fail(CebraStatus status, const std::string &message) { throw Error(status, message); }
+
+// A string for a `const char *` argument: a NUL inside would silently cut it short in C.
+inline const char *c_str(const std::string &text, const char *what) {
+    if (text.find('\0') != std::string::npos)
+        fail(CEBRA_STATUS_INVALID_ARGUMENT, std::string(what) + " contains a NUL byte");
+    return text.c_str();
+}
+
+inline int64_t checked_product(std::initializer_list<int64_t> factors, const char *what) {
+    int64_t product = 1;
+    for (int64_t f : factors) {
+        if (f < 1) fail(CEBRA_STATUS_INVALID_ARGUMENT, std::string(what) + ": sizes must be at least 1");
+        if (product > std::numeric_limits<int64_t>::max() / f)
+            fail(CEBRA_STATUS_INVALID_ARGUMENT, std::string(what) + ": size overflows");
+        product *= f;
+    }
+    return product;
+}
+
+// The C pointer/size pair must hold exactly `expected` floats.
+inline void expect_size(size_t size, int64_t expected, const char *what) {
+    if (size != static_cast<size_t>(expected))
+        fail(CEBRA_STATUS_SHAPE_MISMATCH, std::string(what) + " has " + std::to_string(size) + " floats, expected " +
+                                              std::to_string(expected));
+}
+
+// Calls `query(buf, buf_len, needed)` (a cebra_*_get_options) for the size, then for the text.
+template <typename Query>
+std::vector<std::string> name_list(Query query) {
+    size_t needed = 0;
+    check(query(nullptr, 0, &needed));
+    std::vector<char> buf(needed);
+    check(query(buf.data(), buf.size(), &needed));
+    std::vector<std::string> names;
+    std::string text(buf.data());
+    size_t start = 0;
+    while (!text.empty()) {
+        size_t end = text.find('\n', start);
+        names.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return names;
+}
+
+}  // namespace detail
+
+// ---- version and runtime -----------------------------------------------------------------------------
+
+/// The library version, e.g. "0.1.0".
+inline std::string version() { return cebra_version(); }
+/// The loaded library's ABI version (CEBRA_ABI_VERSION of the header it was built with).
+inline uint32_t abiVersion() { return cebra_abi_version(); }
+/// Throws unless the loaded library has the ABI of the header this program was compiled with.
+inline void checkAbi() {
+    if (cebra_abi_version() != CEBRA_ABI_VERSION)
+        detail::fail(CEBRA_STATUS_UNSUPPORTED, "libcebra has ABI " + std::to_string(cebra_abi_version()) +
+                                                   ", this program was built for ABI " +
+                                                   std::to_string(CEBRA_ABI_VERSION));
+}
+/// The name of a status, such as "CEBRA_STATUS_IO".
+inline std::string statusName(CebraStatus status) { return cebra_status_name(status); }
+/// Seeds the generator that model initialisation and dropout draw from.
+inline void manualSeed(uint64_t seed) { detail::check(cebra_manual_seed(seed)); }
+/// Threads libtorch uses inside one operation (at least 1).
+inline void setNumThreads(int32_t n) { detail::check(cebra_set_num_threads(n)); }
+/// Whether a CUDA device can be used.
+inline bool cudaIsAvailable() { return cebra_cuda_is_available() != 0; }
+/// Diagnostics: an internal error of the library, caught; always throws Error(CEBRA_STATUS_PANIC).
+inline void debugPanic() { detail::check(cebra_debug_panic()); }
+
+// ---- registry -----------------------------------------------------------------------------------------
+
+/// Registered model names matching the glob `pattern` (nullptr: all), in registration order, at most
+/// `limit` (0: no limit); with `expand_parametrized` false each parametrized family is listed once.
+inline std::vector<std::string> getOptions(const char *pattern = nullptr, size_t limit = 0,
+                                           bool expand_parametrized = true) {
+    return detail::name_list([&](char *buf, size_t len, size_t *needed) {
+        return cebra_get_options(pattern, limit, expand_parametrized ? 1 : 0, buf, len, needed);
+    });
+}
+inline std::vector<std::string> getOptions(const std::string &pattern, size_t limit = 0,
+                                           bool expand_parametrized = true) {
+    return getOptions(detail::c_str(pattern, "pattern"), limit, expand_parametrized);
+}
+
+/// Criterion names matching `pattern`, like getOptions.
+inline std::vector<std::string> criterionOptions(const char *pattern = nullptr, size_t limit = 0) {
+    return detail::name_list([&](char *buf, size_t len, size_t *needed) {
+        return cebra_criterion_get_options(pattern, limit, buf, len, needed);
+    });
+}
+inline std::vector<std::string> criterionOptions(const std::string &pattern, size_t limit = 0) {
+    return criterionOptions(detail::c_str(pattern, "pattern"), limit);
+}
+
+/// The forward of a model implemented in C++: reads `input` (batch, num_input, time) and writes
+/// `output` (batch, num_output, out_time). A thrown exception fails the forward with
+/// CEBRA_STATUS_CALLBACK_FAILED (its what() is added to the message).
+using ForwardFunction = std::function<void(const float *input, int64_t batch, int64_t num_input, int64_t time,
+                                           float *output, int64_t num_output, int64_t out_time)>;
+
+namespace detail {
+inline int32_t forward_trampoline(void *user_data, const float *input, int64_t batch, int64_t num_input,
+                                  int64_t time, float *output, int64_t num_output, int64_t out_time) {
+    try {
+        (*static_cast<ForwardFunction *>(user_data))(input, batch, num_input, time, output, num_output, out_time);
+        return 0;
+    } catch (const std::exception &e) {
+        callback_error = e.what();
+    } catch (...) {
+        callback_error = "unknown exception";
+    }
+    return -1;
+}
+inline void free_trampoline(void *user_data) { delete static_cast<ForwardFunction *>(user_data); }
+}  // namespace detail
+
+/// Registers `forward` as the model `name` with receptive field (left, right): Model(name, n, u, o)
+/// then calls it with num_input = n, num_output = o and out_time = time - (left + right) + 1. The
+/// function is kept until the name is unregistered and every model built from it is gone. `flags`:
+/// CEBRA_REGISTER_OVERRIDE, CEBRA_REGISTER_DEPRECATED.
+inline void registerModel(const std::string &name, int64_t left, int64_t right, ForwardFunction forward,
+                          uint32_t flags = 0) {
+    if (!forward) detail::fail(CEBRA_STATUS_NULL_POINTER, "the forward function of '" + name + "' is empty");
+    auto holder = std::make_unique<ForwardFunction>(std::move(forward));
+    detail::check(cebra_register_callback(detail::c_str(name, "name"), left, right, detail::forward_trampoline,
+                                          holder.get(), detail::free_trampoline, flags));
+    holder.release();  // owned by the library from now on (freed through free_trampoline)
+}
+
+/// Removes a registered name; models built from it keep working.
+inline void unregisterModel(const std::string &name) { detail::check(cebra_unregister(detail::c_str(name, "name"))); }
+
+// ---- models -------------------------------------------------------------------------------------------
+
+/// A forward result: `values` is (batch, num_output, out_time), row-major.
+struct Output {
+    std::vector<float> values;
+    int64_t batch = 0, num_output = 0, out_time = 0;
+};
+
+/// A classifier forward: `features` (batch, num_output) and `prediction` (batch, label_num).
+struct ClassifierOutput {
+    std::vector<float> features, prediction;
+};
+
+struct ParameterCount {
+    int64_t total = 0, trainable = 0;
+};
+
+/// A model handle (move-only). Calls on one model are serialised by the library.
+class Model {
+public:
+    /// The registered model `name` (see getOptions) with options "key=value;key=value".
+    Model(const std::string &name, int64_t num_neurons, int64_t num_units, int64_t num_output,
+          const std::string &options = "") {
+        detail::check(cebra_model_init(detail::c_str(name, "name"), num_neurons, num_units, num_output,
+                                       detail::c_str(options, "options"), &handle_));
+    }
+    /// Takes ownership of a handle from the C interface.
+    explicit Model(CebraModel *handle) noexcept : handle_(handle) {}
+    /// The model a self-describing .safetensors file (written by save) records, with its weights.
+    static Model loadFile(const std::string &path) {
+        CebraModel *handle = nullptr;
+        detail::check(cebra_model_load_file(detail::c_str(path, "path"), &handle));
+        return Model(handle);
+    }
+
+    Model(const Model &) = delete;
+    Model &operator=(const Model &) = delete;
+    Model(Model &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)), label_num_(other.label_num_) {}
+    Model &operator=(Model &&other) noexcept {
+        if (this != &other) {
+            cebra_model_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+            label_num_ = other.label_num_;
+        }
+        return *this;
+    }
+    ~Model() { cebra_model_free(handle_); }
+
+    /// The C handle (still owned by this object); nullptr after a move.
+    CebraModel *get() const noexcept { return handle_; }
+    /// Gives up ownership: the caller frees the handle with cebra_model_free.
+    CebraModel *release() noexcept { return std::exchange(handle_, nullptr); }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// (left, right): left + right input steps make one output step.
+    std::pair<int64_t, int64_t> offset() const {
+        int64_t left = 0, right = 0;
+        detail::check(cebra_model_get_offset(handle_, &left, &right));
+        return {left, right};
+    }
+    int64_t numInput() const { return query(cebra_model_num_input); }
+    int64_t numOutput() const { return query(cebra_model_num_output); }
+    int64_t resampleFactor() const { return query(cebra_model_resample_factor); }
+    ParameterCount numParameters() const {
+        ParameterCount count;
+        detail::check(cebra_model_num_parameters(handle_, &count.total, &count.trainable));
+        return count;
+    }
+    /// Output steps forward gives for `time` input steps.
+    int64_t outputTime(int64_t time) const {
+        int64_t out_time = 0;
+        detail::check(cebra_model_output_time(handle_, time, &out_time));
+        return out_time;
+    }
+
+    /// Runs the model on `input` (batch, num_input, time) of `size` floats, without autograd.
+    Output forward(const float *input, size_t size, int64_t batch, int64_t time) {
+        Output out;
+        int64_t num_input = numInput();
+        detail::expect_size(size, detail::checked_product({batch, num_input, time}, "input"), "input");
+        out.batch = batch;
+        out.num_output = numOutput();
+        int64_t steps = outputTime(time);
+        out.values.resize(static_cast<size_t>(detail::checked_product({batch, out.num_output, steps}, "output")));
+        detail::check(cebra_model_forward(handle_, input, batch, num_input, time, out.values.data(), out.values.size(),
+                                          &out.out_time));
+        return out;
+    }
+    Output forward(const std::vector<float> &input, int64_t batch, int64_t time) {
+        return forward(input.data(), input.size(), batch, time);
+    }
+
+    /// Loads weights from a .safetensors file named by the reference state_dict keys.
+    void load(const std::string &path) { detail::check(cebra_model_load(handle_, detail::c_str(path, "path"))); }
+    /// Saves the weights with the architecture in the metadata (see loadFile).
+    void save(const std::string &path) const { detail::check(cebra_model_save(handle_, detail::c_str(path, "path"))); }
+    /// Dropout on or off (the default).
+    void setTraining(bool training) { detail::check(cebra_model_set_training(handle_, training ? 1 : 0)); }
+    /// Creates the classifier head (label_num classes) of a classifier model.
+    void setOutputNum(int64_t label_num, bool override_existing = false) {
+        detail::check(cebra_model_set_output_num(handle_, label_num, override_existing ? 1 : 0));
+        label_num_ = label_num;
+    }
+    /// Features and class scores of a classifier model with a head, for `input` (batch, num_input, time)
+    /// giving one output step. `label_num` 0: the one given to setOutputNum (needed for a model from
+    /// loadFile, whose head size the C interface does not report).
+    ClassifierOutput forwardClassifier(const float *input, size_t size, int64_t batch, int64_t time,
+                                       int64_t label_num = 0) {
+        if (label_num == 0) label_num = label_num_;
+        if (label_num < 1)
+            detail::fail(CEBRA_STATUS_INVALID_ARGUMENT, "label_num unknown: call setOutputNum or pass label_num");
+        int64_t num_input = numInput();
+        detail::expect_size(size, detail::checked_product({batch, num_input, time}, "input"), "input");
+        ClassifierOutput out;
+        out.features.resize(static_cast<size_t>(detail::checked_product({batch, numOutput()}, "features")));
+        out.prediction.resize(static_cast<size_t>(detail::checked_product({batch, label_num}, "prediction")));
+        detail::check(cebra_model_forward_classifier(handle_, input, batch, num_input, time, out.features.data(),
+                                                     out.features.size(), out.prediction.data(),
+                                                     out.prediction.size()));
+        return out;
+    }
+    ClassifierOutput forwardClassifier(const std::vector<float> &input, int64_t batch, int64_t time,
+                                       int64_t label_num = 0) {
+        return forwardClassifier(input.data(), input.size(), batch, time, label_num);
+    }
+
+private:
+    int64_t query(CebraStatus (*getter)(const CebraModel *, int64_t *)) const {
+        int64_t value = 0;
+        detail::check(getter(handle_, &value));
+        return value;
+    }
+
+    CebraModel *handle_ = nullptr;
+    int64_t label_num_ = 0;
+};
+
+// ---- criterions ---------------------------------------------------------------------------------------
+
+/// Criterion outputs: one value each for the InfoNCE family, n (per sample) for nce.
+struct Losses {
+    std::vector<float> loss, align, uniform;
+};
+
+/// The scalar training minimises and its gradients (shaped as ref, pos, neg);
+/// grad_log_inverse_temperature only for learnable criterions.
+struct Gradients {
+    float loss = 0;
+    std::vector<float> grad_ref, grad_pos, grad_neg;
+    std::optional<double> grad_log_inverse_temperature;
+};
+
+/// pos_dist (n) and neg_dist (n, m).
+struct Similarity {
+    std::vector<float> pos_dist, neg_dist;
+};
+
+namespace detail {
+// n, m of (ref, pos: n*d floats; neg: m*d floats).
+inline std::pair<int64_t, int64_t> samples(size_t ref, size_t pos, size_t neg, int64_t d) {
+    if (d < 1) fail(CEBRA_STATUS_INVALID_ARGUMENT, "d must be at least 1");
+    size_t dim = static_cast<size_t>(d);
+    if (ref % dim || neg % dim || ref == 0 || neg == 0)
+        fail(CEBRA_STATUS_SHAPE_MISMATCH, "ref and neg must hold a positive multiple of d = " + std::to_string(d) +
+                                              " floats");
+    if (pos != ref) fail(CEBRA_STATUS_SHAPE_MISMATCH, "pos must have as many floats as ref");
+    return {static_cast<int64_t>(ref / dim), static_cast<int64_t>(neg / dim)};
+}
+}  // namespace detail
+
+/// A criterion handle (move-only).
+class Criterion {
+public:
+    /// `name` (see criterionOptions) with options "key=value;key=value".
+    explicit Criterion(const std::string &name, const std::string &options = "") : name_(name) {
+        detail::check(cebra_criterion_init(detail::c_str(name, "name"), detail::c_str(options, "options"), &handle_));
+    }
+    Criterion(const Criterion &) = delete;
+    Criterion &operator=(const Criterion &) = delete;
+    Criterion(Criterion &&other) noexcept
+        : handle_(std::exchange(other.handle_, nullptr)), name_(std::move(other.name_)) {}
+    Criterion &operator=(Criterion &&other) noexcept {
+        if (this != &other) {
+            cebra_criterion_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+            name_ = std::move(other.name_);
+        }
+        return *this;
+    }
+    ~Criterion() { cebra_criterion_free(handle_); }
+
+    CebraCriterion *get() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const std::string &name() const noexcept { return name_; }
+
+    double temperature() const {
+        double t = 0;
+        detail::check(cebra_criterion_get_temperature(handle_, &t));
+        return t;
+    }
+
+    /// ref, pos (n, d) and neg (m, d), row-major.
+    Losses forward(const float *ref, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d) {
+        size_t count = name_ == "nce" && n > 0 ? static_cast<size_t>(n) : 1;
+        Losses out{std::vector<float>(count), std::vector<float>(count), std::vector<float>(count)};
+        detail::check(cebra_criterion_forward(handle_, ref, pos, n, neg, m, d, out.loss.data(), out.align.data(),
+                                              out.uniform.data(), count));
+        return out;
+    }
+    Losses forward(const std::vector<float> &ref, const std::vector<float> &pos, const std::vector<float> &neg,
+                   int64_t d) {
+        auto [n, m] = detail::samples(ref.size(), pos.size(), neg.size(), d);
+        return forward(ref.data(), pos.data(), n, neg.data(), m, d);
+    }
+
+    Gradients backward(const float *ref, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d) {
+        Gradients out;
+        if (n > 0 && m > 0 && d > 0) {
+            out.grad_ref.resize(static_cast<size_t>(detail::checked_product({n, d}, "grad_ref")));
+            out.grad_pos.resize(out.grad_ref.size());
+            out.grad_neg.resize(static_cast<size_t>(detail::checked_product({m, d}, "grad_neg")));
+        }
+        double grad_temperature = std::nan("");
+        detail::check(cebra_criterion_backward(handle_, ref, pos, n, neg, m, d, &out.loss, out.grad_ref.data(),
+                                               out.grad_ref.size(), out.grad_pos.data(), out.grad_pos.size(),
+                                               out.grad_neg.data(), out.grad_neg.size(), &grad_temperature));
+        if (name_.rfind("learnable-", 0) == 0) out.grad_log_inverse_temperature = grad_temperature;
+        return out;
+    }
+    Gradients backward(const std::vector<float> &ref, const std::vector<float> &pos, const std::vector<float> &neg,
+                       int64_t d) {
+        auto [n, m] = detail::samples(ref.size(), pos.size(), neg.size(), d);
+        return backward(ref.data(), pos.data(), n, neg.data(), m, d);
+    }
+
+private:
+    CebraCriterion *handle_ = nullptr;
+    std::string name_;
+};
+
+namespace detail {
+using SimilarityFn = CebraStatus (*)(const float *, const float *, int64_t, const float *, int64_t, int64_t, float *,
+                                     size_t, float *, size_t);
+inline Similarity similarity(SimilarityFn fn, const float *ref, const float *pos, int64_t n, const float *neg,
+                             int64_t m, int64_t d) {
+    Similarity out;
+    if (n > 0 && m > 0) {
+        out.pos_dist.resize(static_cast<size_t>(n));
+        out.neg_dist.resize(static_cast<size_t>(checked_product({n, m}, "neg_dist")));
+    }
+    check(fn(ref, pos, n, neg, m, d, out.pos_dist.data(), out.pos_dist.size(), out.neg_dist.data(),
+             out.neg_dist.size()));
+    return out;
+}
+}  // namespace detail
+
+/// pos_dist[i] = ref_i . pos_i, neg_dist[i*m + j] = ref_i . neg_j.
+inline Similarity dotSimilarity(const float *ref, const float *pos, int64_t n, const float *neg, int64_t m, int64_t d) {
+    return detail::similarity(cebra_dot_similarity, ref, pos, n, neg, m, d);
+}
+inline Similarity dotSimilarity(const std::vector<float> &ref, const std::vector<float> &pos,
+                                const std::vector<float> &neg, int64_t d) {
+    auto [n, m] = detail::samples(ref.size(), pos.size(), neg.size(), d);
+    return dotSimilarity(ref.data(), pos.data(), n, neg.data(), m, d);
+}
+/// Negative squared Euclidean distances, shaped as in dotSimilarity.
+inline Similarity euclideanSimilarity(const float *ref, const float *pos, int64_t n, const float *neg, int64_t m,
+                                      int64_t d) {
+    return detail::similarity(cebra_euclidean_similarity, ref, pos, n, neg, m, d);
+}
+inline Similarity euclideanSimilarity(const std::vector<float> &ref, const std::vector<float> &pos,
+                                      const std::vector<float> &neg, int64_t d) {
+    auto [n, m] = detail::samples(ref.size(), pos.size(), neg.size(), d);
+    return euclideanSimilarity(ref.data(), pos.data(), n, neg.data(), m, d);
+}
+
+/// The stabilised InfoNCE of pos_dist (n) and neg_dist (n, m).
+struct InfoNce {
+    float loss = 0, align = 0, uniform = 0;
+};
+inline InfoNce infonce(const float *pos_dist, const float *neg_dist, int64_t n, int64_t m) {
+    InfoNce out;
+    detail::check(cebra_infonce(pos_dist, neg_dist, n, m, &out.loss, &out.align, &out.uniform));
+    return out;
+}
+inline InfoNce infonce(const std::vector<float> &pos_dist, const std::vector<float> &neg_dist) {
+    int64_t n = static_cast<int64_t>(pos_dist.size());
+    if (n == 0 || neg_dist.size() % pos_dist.size() || neg_dist.empty())
+        detail::fail(CEBRA_STATUS_SHAPE_MISMATCH, "neg_dist must hold a positive multiple of n = " +
+                                                      std::to_string(n) + " floats");
+    return infonce(pos_dist.data(), neg_dist.data(), n, static_cast<int64_t>(neg_dist.size() / pos_dist.size()));
+}
+
+}  // namespace cebra
+
+#endif  // CEBRA_HPP
