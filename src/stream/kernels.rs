@@ -1,0 +1,290 @@
+//! The arithmetic of the compiled plan: convolution rows (a small matrix product per output time
+//! step) and the exact GELU, as plain scalar code and as AVX2+FMA code chosen at run time.
+//!
+//! Layouts: activations are time-major, one row of channels per time step. A convolution with kernel
+//! `k` over rows of `stride` floats reads, for output row `t`, the `k * stride` contiguous floats
+//! starting at row `t` (its window); its weight is that window's length `kk` times `cp` output
+//! channels (`cp` a multiple of 8), `w[i * cp + o]`.
+
+/// The instruction set a plan runs on, chosen once when the plan is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable scalar code.
+    Scalar,
+    /// x86-64 AVX2 with FMA (checked at run time).
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The best instruction set this CPU offers.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                return Isa::Avx2Fma;
+            }
+        }
+        Isa::Scalar
+    }
+}
+
+/// Output channels rounded up to whole 8-lane vectors.
+pub fn padded_channels(channels: usize) -> usize {
+    channels.div_ceil(8) * 8
+}
+
+/// `out[t * cp + o] = bias[o] + sum_i x[t * stride + i] * w[i * cp + o]` for `t < rows`, `o < cp`,
+/// `i < kk`. Every row is computed with the same operation order whatever `rows` is, so a recording
+/// cut into chunks gives the same bits as one pass.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+    assert!(cp % 8 == 0 && cp > 0, "cp must be a positive multiple of 8");
+    assert!(w.len() >= kk * cp && bias.len() >= cp, "weights too short");
+    assert!(out.len() >= rows * cp, "output too short");
+    if rows == 0 {
+        return;
+    }
+    assert!(x.len() >= (rows - 1) * stride + kk, "input too short");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the lengths were checked above (every access below stays inside them) and
+        // `Isa::Avx2Fma` is only ever created by `Isa::detect` after checking the CPU features.
+        Isa::Avx2Fma => unsafe { avx2::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
+        _ => conv_rows_scalar(w, bias, kk, cp, x, stride, rows, out),
+    }
+}
+
+/// [`conv_rows`] for one output row, with the sum split over two accumulator chains so that the
+/// latency of one chain does not bound a single matrix-vector product (the streaming case).
+pub fn conv_row_latency(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
+    assert!(cp % 8 == 0 && cp > 0, "cp must be a positive multiple of 8");
+    assert!(w.len() >= kk * cp && bias.len() >= cp && x.len() >= kk && out.len() >= cp, "slices too short");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: lengths checked above; AVX2/FMA presence checked by `Isa::detect`.
+        Isa::Avx2Fma => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
+        _ => conv_rows_scalar(w, bias, kk, cp, x, 0, 1, out),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_rows_scalar(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+    for t in 0..rows {
+        let window = &x[t * stride..t * stride + kk];
+        let row = &mut out[t * cp..(t + 1) * cp];
+        row.copy_from_slice(&bias[..cp]);
+        for (i, &xi) in window.iter().enumerate() {
+            let wi = &w[i * cp..(i + 1) * cp];
+            for (o, acc) in row.iter_mut().enumerate() {
+                *acc = xi.mul_add(wi[o], *acc);
+            }
+        }
+    }
+}
+
+// erf(x) = x * P(x^2) / Q(x^2) on [-4, 4] (outside, erf is +-1 in float32): a rational minimax
+// approximation with an error of a few float32 ulps, the same in the scalar and the vector code.
+const ERF_CLAMP: f32 = 4.0;
+const ERF_P: [f32; 7] = [
+    -2.726_142_3e-10,
+    2.770_681_4e-8,
+    -2.101_024e-6,
+    -5.692_506_4e-5,
+    -7.349_906e-4,
+    -2.954_600_1e-3,
+    -1.609_603_3e-2,
+];
+const ERF_Q: [f32; 5] = [-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_474e-2];
+
+/// float32 erf with a few ulps of error.
+pub fn erf(x: f32) -> f32 {
+    let x = x.clamp(-ERF_CLAMP, ERF_CLAMP);
+    let x2 = x * x;
+    let mut p = ERF_P[0];
+    for &c in &ERF_P[1..] {
+        p = p.mul_add(x2, c);
+    }
+    let mut q = ERF_Q[0];
+    for &c in &ERF_Q[1..] {
+        q = q.mul_add(x2, c);
+    }
+    x * p / q
+}
+
+/// The exact (erf) GELU, `0.5 x (1 + erf(x / sqrt 2))`, as `nn.GELU()` computes it.
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// GELU of every element, in place.
+pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2/FMA presence checked by `Isa::detect`; the function stays inside `x`.
+        Isa::Avx2Fma => unsafe { avx2::gelu_inplace(x) },
+        _ => x.iter_mut().for_each(|v| *v = gelu(*v)),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{ERF_CLAMP, ERF_P, ERF_Q};
+    use std::arch::x86_64::*;
+
+    /// A block of `R` output rows times `V` 8-channel vectors starting at vector `v0`: the
+    /// accumulators stay in registers (R * V <= 8) while the window is walked once.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; rows `t0..t0 + R` and vectors `v0..v0 + V` must lie inside
+    /// the slices as checked by `super::conv_rows`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<const R: usize, const V: usize>(
+        w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, v0: usize, out: *mut f32,
+    ) {
+        // SAFETY (whole body): every offset is below the bounds the caller guarantees.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); V]; R];
+            for (v, lane) in acc[0].iter_mut().enumerate() {
+                *lane = _mm256_loadu_ps(bias.add((v0 + v) * 8));
+            }
+            for r in 1..R {
+                acc[r] = acc[0];
+            }
+            let xs: [*const f32; R] = std::array::from_fn(|r| x.add((t0 + r) * stride));
+            for i in 0..kk {
+                let wrow = w.add(i * cp + v0 * 8);
+                let wv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(wrow.add(v * 8)));
+                for r in 0..R {
+                    let b = _mm256_broadcast_ss(&*xs[r].add(i));
+                    for v in 0..V {
+                        acc[r][v] = _mm256_fmadd_ps(b, wv[v], acc[r][v]);
+                    }
+                }
+            }
+            for r in 0..R {
+                for v in 0..V {
+                    _mm256_storeu_ps(out.add((t0 + r) * cp + (v0 + v) * 8), acc[r][v]);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// As `block`, for every row below `rows` and every vector below `cp / 8`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_of<const R: usize>(w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, out: *mut f32) {
+        let nv = cp / 8;
+        let mut v0 = 0;
+        // SAFETY: v0 + V <= nv in every call, rows as the caller guarantees.
+        unsafe {
+            while v0 + 2 <= nv {
+                block::<R, 2>(w, bias, kk, cp, x, stride, t0, v0, out);
+                v0 += 2;
+            }
+            if v0 < nv {
+                block::<R, 1>(w, bias, kk, cp, x, stride, t0, v0, out);
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 and FMA available; slice lengths as checked by `super::conv_rows`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn conv_rows(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+        let (w, bias, x, out) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+        let mut t = 0;
+        // SAFETY: t + 4 <= rows (then t < rows) in each call; lengths checked by the caller.
+        unsafe {
+            while t + 4 <= rows {
+                rows_of::<4>(w, bias, kk, cp, x, stride, t, out);
+                t += 4;
+            }
+            while t < rows {
+                rows_of::<1>(w, bias, kk, cp, x, stride, t, out);
+                t += 1;
+            }
+        }
+    }
+
+    /// One output row, the window split in two halves summed by separate accumulator chains.
+    ///
+    /// # Safety
+    /// AVX2 and FMA available; slice lengths as checked by `super::conv_row_latency`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn conv_row_split(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
+        let nv = cp / 8;
+        let half = kk / 2;
+        let (wp, bp, xp, op) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+        let mut v0 = 0;
+        // SAFETY: i < kk, v < nv: inside the checked lengths.
+        unsafe {
+            while v0 < nv {
+                let nb = (nv - v0).min(4);
+                let mut a = [_mm256_setzero_ps(); 4];
+                let mut b = [_mm256_setzero_ps(); 4];
+                for v in 0..nb {
+                    a[v] = _mm256_loadu_ps(bp.add((v0 + v) * 8));
+                }
+                for i in 0..half {
+                    let xa = _mm256_broadcast_ss(&*xp.add(i));
+                    let xb = _mm256_broadcast_ss(&*xp.add(half + i));
+                    let wa = wp.add(i * cp + v0 * 8);
+                    let wb = wp.add((half + i) * cp + v0 * 8);
+                    for v in 0..nb {
+                        a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wa.add(v * 8)), a[v]);
+                        b[v] = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wb.add(v * 8)), b[v]);
+                    }
+                }
+                if kk % 2 == 1 {
+                    let i = kk - 1;
+                    let xa = _mm256_broadcast_ss(&*xp.add(i));
+                    for v in 0..nb {
+                        a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wp.add(i * cp + (v0 + v) * 8)), a[v]);
+                    }
+                }
+                for v in 0..nb {
+                    _mm256_storeu_ps(op.add((v0 + v) * 8), _mm256_add_ps(a[v], b[v]));
+                }
+                v0 += nb;
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn gelu8(x: __m256) -> __m256 {
+        let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-ERF_CLAMP)), _mm256_set1_ps(ERF_CLAMP));
+        let z2 = _mm256_mul_ps(z, z);
+        let mut p = _mm256_set1_ps(ERF_P[0]);
+        for &c in &ERF_P[1..] {
+            p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(c));
+        }
+        let mut q = _mm256_set1_ps(ERF_Q[0]);
+        for &c in &ERF_Q[1..] {
+            q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(c));
+        }
+        let erf = _mm256_div_ps(_mm256_mul_ps(z, p), q);
+        let half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
+        _mm256_fmadd_ps(half_x, erf, half_x)
+    }
+
+    /// # Safety
+    /// AVX2 and FMA available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gelu_inplace(x: &mut [f32]) {
+        let mut chunks = x.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: `c` holds exactly 8 floats.
+            unsafe { _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr()))) };
+        }
+        for v in chunks.into_remainder() {
+            *v = super::gelu(*v);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `transform` against the reference's `CEBRA.transform` (fixtures from
+//! tools/reference/make_transform_fixtures.py): padded and not, one pass and chunked (short last
+//! chunks included), row- and column-major, compiled and libtorch paths.
+mod common;
+use cebra::transform::{transform, Layout, Recording, TransformOptions};
+use cebra::{weights, Model, ModelArgs};
+use common::{fixture, fixtures, tensor};
+use tch::Tensor;
+
+const TOL: f32 = 1e-5;
+
+const CASES: &[&str] = &[
+    "offset10-model",
+    "offset10-model-mse",
+    "offset5-model",
+    "offset15-model",
+    "offset36-model-more-dropout",
+    "offset10-model-mse-tanh",
+    "offset1-model",
+    "offset1-model-v4",
+    "offset1-model-v5",
+    "offset1-model-mse-clip-5-5",
+    "offset1-model-mse-resnet-3layers-tanh",
+    "offset1-model-mse-v2-2layers",
+    "offset40-model-4x-subsample",
+    "offset20-model-4x-subsample",
+    "offset10-model-wide",
+];
+
+fn values(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap()
+}
+
+/// The model of a transform fixture, with the reference's weights.
+pub fn fixture_model(case: &str) -> (Box<dyn Model>, cebra::weights::TensorFile) {
+    let file = fixture(&format!("transform/{case}.safetensors"));
+    let name = file.metadata["name"].clone();
+    let weights_file = fixtures().join(&file.metadata["weights"]);
+    let n = tensor(&file, "input").size()[1];
+    let args = if case.ends_with("-wide") { ModelArgs::new(n, 32, 8) } else { ModelArgs::new(n, 12, 3) };
+    let mut model = cebra::init(&name, &args).unwrap();
+    weights::load(model.as_mut(), &weights_file).unwrap();
+    (model, file)
+}
+
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = v[r * cols + c];
+        }
+    }
+    t
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= TOL, "{what}: max |diff| = {worst}");
+}
+
+fn run(model: &dyn Model, input: &[f32], t: usize, n: usize, layout: Layout, options: TransformOptions) -> Vec<f32> {
+    let data = match layout {
+        Layout::RowMajor => input.to_vec(),
+        Layout::ColMajor => transpose(input, t, n),
+    };
+    let rec = Recording::new(&data, t, n, layout).unwrap();
+    let out = transform(model, &rec, options).unwrap();
+    let o = model.num_output() as usize;
+    match layout {
+        Layout::RowMajor => out,
+        Layout::ColMajor => transpose(&out, o, out.len() / o),
+    }
+}
+
+#[test]
+fn transform_matches_the_reference() {
+    for case in CASES {
+        let (model, file) = fixture_model(case);
+        let input = tensor(&file, "input");
+        let (t, n) = (input.size()[0] as usize, input.size()[1] as usize);
+        let x = values(input);
+        for force_libtorch in [false, true] {
+            for layout in [Layout::RowMajor, Layout::ColMajor] {
+                for (key, pad) in [("padded", true), ("unpadded", false)] {
+                    let want = values(tensor(&file, key));
+                    for batch_size in [0, 1, 3, 7, 20, 63, 64, 1000] {
+                        let options = TransformOptions { pad, batch_size, force_libtorch };
+                        let got = run(model.as_ref(), &x, t, n, layout, options);
+                        assert_close(&got, &want, &format!("{case} {key} {layout:?} batch {batch_size} libtorch {force_libtorch}"));
+                    }
+                }
+            }
+        }
+        // The reference's own chunked results agree too (where it can chunk).
+        for (key, pad) in [("batched_padded", true), ("batched_unpadded", false)] {
+            if let Some((_, want)) = file.tensors.iter().find(|(k, _)| k == key) {
+                let got = run(model.as_ref(), &x, t, n, Layout::RowMajor, TransformOptions { pad, batch_size: 20, force_libtorch: false });
+                assert_close(&got, &values(want), &format!("{case} {key}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn chunking_gives_the_bits_of_one_pass() {
+    let (model, file) = fixture_model("offset10-model-wide");
+    let input = tensor(&file, "input");
+    let (t, n) = (input.size()[0] as usize, input.size()[1] as usize);
+    let x = values(input);
+    let one = run(model.as_ref(), &x, t, n, Layout::RowMajor, TransformOptions::default());
+    for batch_size in [1, 2, 5, 11, 30] {
+        let chunked = run(model.as_ref(), &x, t, n, Layout::RowMajor, TransformOptions { batch_size, ..Default::default() });
+        assert_eq!(chunked, one, "batch {batch_size}");
+    }
+}
+
+#[test]
+fn long_recording_compiled_equals_libtorch() {
+    // Many chunks in parallel, edges padded, both layouts.
+    let (model, _) = fixture_model("offset10-model-wide");
+    let (t, n) = (3001usize, 120usize);
+    let x: Vec<f32> = (0..t * n).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 2.0).collect();
+    for layout in [Layout::RowMajor, Layout::ColMajor] {
+        for pad in [true, false] {
+            let fast = run(model.as_ref(), &x, t, n, layout, TransformOptions { pad, batch_size: 0, force_libtorch: false });
+            let slow = run(model.as_ref(), &x, t, n, layout, TransformOptions { pad, batch_size: 0, force_libtorch: true });
+            assert_close(&fast, &slow, &format!("{layout:?} pad {pad}"));
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error() {
+    let (model, _) = fixture_model("offset10-model");
+    let x = vec![0f32; 9 * 7];
+    // Shorter than the receptive field, even with padding (as the reference).
+    let rec = Recording::new(&x, 9, 7, Layout::RowMajor).unwrap();
+    let err = transform(model.as_ref(), &rec, TransformOptions::default()).unwrap_err();
+    assert!(matches!(err, cebra::Error::ShapeMismatch(_)) && err.to_string().contains("10"), "{err}");
+    // Wrong neuron count.
+    let rec = Recording::new(&x, 7, 9, Layout::RowMajor).unwrap();
+    let err = transform(model.as_ref(), &rec, TransformOptions::default()).unwrap_err();
+    assert!(matches!(err, cebra::Error::ShapeMismatch(_)) && err.to_string().contains("neurons"), "{err}");
+    // Data length that does not match the shape.
+    assert!(matches!(Recording::new(&x, 10, 7, Layout::RowMajor), Err(cebra::Error::ShapeMismatch(_))));
+    // A model that is neither convolutional nor one step wide: no whole-recording transform.
+    let sup = cebra::init("supervised10-model", &ModelArgs::new(7, 12, 3)).unwrap();
+    let x = vec![0f32; 20 * 7];
+    let rec = Recording::new(&x, 20, 7, Layout::RowMajor).unwrap();
+    assert!(matches!(transform(sup.as_ref(), &rec, TransformOptions::default()), Err(cebra::Error::Unsupported(_))));
+    // Too small an output buffer.
+    let rec = Recording::new(&x, 20, 7, Layout::RowMajor).unwrap();
+    let mut out = vec![0f32; 20 * 3 - 1];
+    let err = cebra::transform::transform_into(model.as_ref(), &rec, TransformOptions::default(), &mut out, &|_| {}).unwrap_err();
+    assert!(matches!(err, cebra::Error::BufferTooSmall(_)));
+    assert!(out.iter().all(|v| *v == 0.0));
+}
+
+#[test]
+fn non_finite_values_propagate() {
+    let (model, _) = fixture_model("offset5-model");
+    let mut x = vec![0.5f32; 30 * 7];
+    x[15 * 7 + 2] = f32::NAN;
+    let rec = Recording::new(&x, 30, 7, Layout::RowMajor).unwrap();
+    let out = transform(model.as_ref(), &rec, TransformOptions { pad: false, ..Default::default() }).unwrap();
+    // Windows covering step 15 (rows 11..=15 of 26) are NaN, the others are not.
+    for r in 0..26 {
+        let nan = out[r * 3..r * 3 + 3].iter().any(|v| v.is_nan());
+        assert_eq!(nan, (11..=15).contains(&r), "row {r}");
+    }
+}
