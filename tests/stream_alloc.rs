@@ -4,22 +4,26 @@ use cebra::stream::Stream;
 use cebra::ModelArgs;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+// Per thread: tests run in parallel, each counts its own thread's allocations.
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    if COUNTING.with(Cell::get) {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+    }
 }
 
 // SAFETY: forwards to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
+        count_one();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -28,9 +32,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
+        count_one();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -40,11 +42,11 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn count_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    ALLOCATIONS.with(Cell::get) - before
 }
 
 #[test]
@@ -68,5 +70,32 @@ fn push_does_not_allocate() {
         });
         assert!(ready > 900);
         assert_eq!(n, 0, "{name}: {n} allocations in 1001 pushes");
+    }
+}
+
+#[test]
+fn c_push_does_not_allocate() {
+    use cebra::ffi::*;
+    let mut model: *mut CebraModel = std::ptr::null_mut();
+    let mut stream: *mut CebraStream = std::ptr::null_mut();
+    // SAFETY: valid pointers to locals and NUL-terminated strings; handles freed below.
+    unsafe {
+        assert_eq!(cebra_model_init(c"offset10-model".as_ptr(), 120, 32, 8, std::ptr::null(), &mut model), CEBRA_STATUS_OK);
+        assert_eq!(cebra_stream_new(model, &mut stream), CEBRA_STATUS_OK);
+        cebra_model_free(model); // the stream keeps the model alive
+        let sample: Vec<f32> = (0..120).map(|i| (i as f32 * 0.1).cos()).collect();
+        let mut e = [0f32; 8];
+        let mut ready = 0u8;
+        assert_eq!(cebra_stream_push(stream, sample.as_ptr(), 120, e.as_mut_ptr(), 8, &mut ready), CEBRA_STATUS_OK);
+        let mut ready_count = 0;
+        let n = count_during(|| {
+            for _ in 0..1000 {
+                assert_eq!(cebra_stream_push(stream, sample.as_ptr(), 120, e.as_mut_ptr(), 8, &mut ready), CEBRA_STATUS_OK);
+                ready_count += ready as usize;
+            }
+        });
+        assert!(ready_count > 900);
+        assert_eq!(n, 0, "{n} allocations in 1000 cebra_stream_push calls");
+        cebra_stream_free(stream);
     }
 }
