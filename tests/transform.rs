@@ -170,3 +170,40 @@ fn non_finite_values_propagate() {
         assert_eq!(nan, (11..=15).contains(&r), "row {r}");
     }
 }
+
+#[test]
+fn a_converted_python_checkpoint_transforms_as_the_reference() {
+    // tests/fixtures/checkpoint: a cebra.CEBRA fit + save("model.pt") converted by
+    // tools/convert_cebra_checkpoint.py, and the reference's transform (tools/reference/check_converter.py).
+    let model = weights::load_model(fixtures().join("checkpoint/offset10-model.safetensors")).unwrap();
+    assert_eq!(model.architecture().name, "offset10-model");
+    let file = fixture("checkpoint/offset10-model.transform.safetensors");
+    let input = tensor(&file, "input");
+    let (t, n) = (input.size()[0] as usize, input.size()[1] as usize);
+    let x = values(input);
+    for (key, pad) in [("padded", true), ("unpadded", false)] {
+        for layout in [Layout::RowMajor, Layout::ColMajor] {
+            let got = run(model.as_ref(), &x, t, n, layout, TransformOptions { pad, ..Default::default() });
+            assert_close(&got, &values(tensor(&file, key)), &format!("checkpoint {key} {layout:?}"));
+        }
+    }
+}
+
+#[test]
+fn a_file_of_an_unbuildable_model_is_refused() {
+    let src = weights::read_file(fixtures().join("checkpoint/offset10-model.safetensors")).unwrap();
+    let dir = std::env::temp_dir().join(format!("cebra-transform-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (key, value, needle) in [
+        ("cebra.architecture", "my-own-model", "my-own-model"),
+        ("cebra.num_neurons", "10", "cannot be built"),
+    ] {
+        let mut meta = src.metadata.clone();
+        meta.insert(key.into(), value.into());
+        let path = dir.join("bad.safetensors");
+        weights::write_file(&path, &src.tensors, meta).unwrap();
+        let err = weights::load_model(&path).err().expect("refused");
+        assert!(matches!(err, cebra::Error::Format(_)) && err.to_string().contains(needle), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

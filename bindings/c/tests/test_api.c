@@ -984,6 +984,28 @@ static void check_transform_case(const char *case_name, int64_t units, int64_t o
     fx_close(f);
 }
 
+/* A model trained in Python (cebra.CEBRA fit + save), converted by tools/convert_cebra_checkpoint.py:
+ * cebra_model_load_file rebuilds it and its transform equals the reference's. */
+static void check_checkpoint(void) {
+    fx_file *f = fx_open(tu_fixture("checkpoint/offset10-model.transform.safetensors"));
+    const fx_tensor *in, *want;
+    CebraModel *m = NULL;
+    float *y;
+    int64_t rows = -1;
+    if (!CHECK(f != NULL, "checkpoint fixture")) return;
+    in = fx_tensor_get(f, "input");
+    want = fx_tensor_get(f, "padded");
+    y = malloc(want->numel * sizeof *y);
+    if (CHECK_OK(cebra_model_load_file(tu_fixture("checkpoint/offset10-model.safetensors"), &m)) &&
+        CHECK_OK(cebra_model_transform(m, in->data, in->shape[0], in->shape[1], CEBRA_LAYOUT_ROW_MAJOR, 0, 1, y,
+                                       want->numel, &rows)))
+        CHECK(rows == want->shape[0] && tu_max_abs_diff(y, want->data, want->numel) <= 1e-5,
+              "converted checkpoint: transform equals the reference's");
+    cebra_model_free(m);
+    free(y);
+    fx_close(f);
+}
+
 static void test_transform_and_stream(void) {
     check_transform_case("offset10-model", 12, 3);
     check_transform_case("offset36-model-more-dropout", 12, 3);
@@ -991,6 +1013,7 @@ static void test_transform_and_stream(void) {
     check_transform_case("offset40-model-4x-subsample", 12, 3);
     if (!tu_quick()) check_transform_case("offset10-model-wide", 32, 8);
     cebra_stream_free(NULL);
+    check_checkpoint();
 }
 
 int main(void) {
