@@ -207,3 +207,54 @@ fn a_file_of_an_unbuildable_model_is_refused() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn cli_transform_reads_and_writes_npy_and_safetensors() {
+    use ndarray::{Array2, ShapeBuilder};
+    let file = fixture("checkpoint/offset10-model.transform.safetensors");
+    let input = tensor(&file, "input");
+    let (t, n) = (input.size()[0] as usize, input.size()[1] as usize);
+    let x = values(input);
+    let dir = std::env::temp_dir().join(format!("cebra-cli-transform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c_order = Array2::from_shape_vec((t, n), x.clone()).unwrap();
+    let f_order = Array2::from_shape_vec((t, n).f(), transpose(&x, t, n)).unwrap();
+    assert_eq!(c_order, f_order);
+    ndarray_npy::write_npy(dir.join("c.npy"), &c_order).unwrap();
+    ndarray_npy::write_npy(dir.join("f.npy"), &f_order).unwrap();
+    ndarray_npy::write_npy(dir.join("d.npy"), &c_order.mapv(f64::from)).unwrap();
+    let model = fixtures().join("checkpoint/offset10-model.safetensors");
+    let cli = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cebra")).arg("transform").args(args).output().unwrap()
+    };
+    for (src, extra, key) in [
+        ("c.npy", vec![], "padded"),
+        ("f.npy", vec!["--batch-size", "7"], "padded"),
+        ("d.npy", vec!["--no-pad"], "unpadded"),
+        ("f.npy", vec!["--no-pad", "--batch-size", "3"], "unpadded"),
+    ] {
+        let out = dir.join("out.npy");
+        let mut args: Vec<&std::ffi::OsStr> = vec![model.as_os_str(), dir.join(src).into_os_string().leak(), "-o".as_ref(), out.as_os_str()];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+        let o = cli(&args);
+        assert!(o.status.success(), "{src} {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let got: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
+        let want = tensor(&file, key);
+        assert_eq!(got.dim(), (want.size()[0] as usize, want.size()[1] as usize));
+        assert_close(got.as_slice().unwrap(), &values(want), &format!("cli {src} {extra:?}"));
+    }
+    // safetensors in, safetensors out.
+    let rec = dir.join("rec.safetensors");
+    weights::write_file(&rec, &[("data".to_string(), input.shallow_clone())], Default::default()).unwrap();
+    let out = dir.join("out.safetensors");
+    let o = cli(&[model.as_os_str(), rec.as_os_str(), "-o".as_ref(), out.as_os_str(), "-q".as_ref()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let written = weights::read_file(&out).unwrap();
+    assert_close(&values(tensor(&written, "embedding")), &values(tensor(&file, "padded")), "cli safetensors");
+    // Errors name the problem.
+    let o = cli(&[model.as_os_str(), dir.join("c.npy").as_os_str(), "-o".as_ref(), dir.join("out.txt").as_os_str()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains(".npy or .safetensors"));
+    let o = cli(&[model.as_os_str(), dir.join("missing.npy").as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("missing.npy"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
