@@ -235,7 +235,7 @@ fn cli_transform_reads_and_writes_npy_and_safetensors() {
     ] {
         let out = dir.join("out.npy");
         let mut args: Vec<&std::ffi::OsStr> = vec![model.as_os_str(), dir.join(src).into_os_string().leak(), "-o".as_ref(), out.as_os_str()];
-        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         let o = cli(&args);
         assert!(o.status.success(), "{src} {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
         let got: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();

@@ -38,7 +38,7 @@ pub fn padded_channels(channels: usize) -> usize {
 /// cut into chunks gives the same bits as one pass.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
-    assert!(cp % 8 == 0 && cp > 0, "cp must be a positive multiple of 8");
+    assert!(cp.is_multiple_of(8) && cp > 0, "cp must be a positive multiple of 8");
     assert!(w.len() >= kk * cp && bias.len() >= cp, "weights too short");
     assert!(out.len() >= rows * cp, "output too short");
     if rows == 0 {
@@ -57,7 +57,7 @@ pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f
 /// [`conv_rows`] for one output row, with the sum split over two accumulator chains so that the
 /// latency of one chain does not bound a single matrix-vector product (the streaming case).
 pub fn conv_row_latency(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
-    assert!(cp % 8 == 0 && cp > 0, "cp must be a positive multiple of 8");
+    assert!(cp.is_multiple_of(8) && cp > 0, "cp must be a positive multiple of 8");
     assert!(w.len() >= kk * cp && bias.len() >= cp && x.len() >= kk && out.len() >= cp, "slices too short");
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -132,6 +132,8 @@ pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
+// Register-array indices read more plainly than iterator chains in these kernels.
+#[allow(clippy::needless_range_loop)]
 mod avx2 {
     use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
