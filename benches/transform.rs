@@ -38,6 +38,30 @@ fn main() {
         println!("  {label:<9} {:>8.3} million steps/s", steps as f64 / us);
         rows.push((format!("{NAME} transform T={steps} {label}"), us, runs));
     }
+    // The compiled plan on one thread, by instruction set, timed in CPU time of this process (less
+    // sensitive to other processes on a shared machine than wall time).
+    println!("\ncompiled plan, one thread, CPU time (padding excluded):");
+    let rows_in = steps.min(20_000);
+    for isa in cebra::stream::Isa::available() {
+        let plan = cebra::stream::Plan::compile_for(model.as_ref(), isa).unwrap();
+        let mut scratch = cebra::stream::BlockScratch::default();
+        let out_rows = rows_in - 9;
+        let mut block_out = vec![0f32; out_rows * o as usize];
+        let reps = if common::smoke_run() { 1 } else { 5 };
+        let cpu0 = cpu_seconds();
+        for _ in 0..reps {
+            for chunk in 0..rows_in / 512 {
+                let s = chunk * 512;
+                let len = (512 + 9).min(rows_in - s);
+                if len < 10 {
+                    break;
+                }
+                plan.run_block(&data[s * n..(s + len) * n], len, &mut block_out[..(len - 9) * o as usize], &mut scratch);
+            }
+        }
+        let per_step = (cpu_seconds() - cpu0) / (reps * rows_in) as f64;
+        println!("  {isa:?}: {:.3} µs CPU per step = {:.2} million steps/s per core", per_step * 1e6, 1e-6 / per_step);
+    }
     let extra = vec!["--steps".into(), steps.to_string()];
     let reference = common::run_reference("bench_transform.py", &rule, threads, &extra);
     common::print_table("transform (µs per call, median)", &rows, None);
@@ -47,4 +71,12 @@ fn main() {
         }
         println!("reference: {}", r.header);
     }
+}
+
+/// CPU seconds used by this process so far.
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

@@ -147,7 +147,7 @@ fn kernels_match_libtorch() {
         .chain([0.0, -0.0, 1e-30, -1e-30, 50.0, -50.0, 1e4, -1e4, 5.54, -5.54, 5.55, -5.55])
         .collect();
     let want = values(&Tensor::from_slice(&xs).gelu("none"));
-    for isa in [Isa::Scalar, Isa::detect()] {
+    for isa in Isa::available() {
         let mut got = xs.clone();
         kernels::gelu_inplace(isa, &mut got);
         // Within 2e-6 of libtorch, relative to max(1, |gelu|): libtorch's own float32 GELU is
@@ -161,10 +161,26 @@ fn kernels_match_libtorch() {
     let x = Tensor::randn([1, 13, 37], (Kind::Float, tch::Device::Cpu));
     let want = values(&model.forward(&x).unwrap().squeeze_dim(0).transpose(0, 1));
     let rows = values(&x.squeeze_dim(0).transpose(0, 1));
-    for isa in [Isa::Scalar, Isa::detect()] {
+    for isa in Isa::available() {
         let plan = Plan::compile_for(model.as_ref(), isa).unwrap();
         let mut out = vec![0f32; 28 * 5];
         plan.run_block(&rows, 37, &mut out, &mut Default::default());
         assert!(max_diff(&out, &want) <= TOL, "{isa:?}");
+    }
+    // Widths that exercise every vector block (16-lane pairs, single 16s, a trailing 8) and rows
+    // that exercise the 8-, 4- and 1-row blocks: every instruction set against the scalar code.
+    for (u, o) in [(40, 24), (48, 8), (12, 3)] {
+        let model = cebra::init("offset5-model", &ModelArgs::new(9, u, o)).unwrap();
+        let x = Tensor::randn([31, 9], (Kind::Float, tch::Device::Cpu));
+        let rows = values(&x);
+        let scalar = Plan::compile_for(model.as_ref(), Isa::Scalar).unwrap();
+        let mut want = vec![0f32; 27 * o as usize];
+        scalar.run_block(&rows, 31, &mut want, &mut Default::default());
+        for isa in Isa::available() {
+            let plan = Plan::compile_for(model.as_ref(), isa).unwrap();
+            let mut out = vec![0f32; 27 * o as usize];
+            plan.run_block(&rows, 31, &mut out, &mut Default::default());
+            assert!(max_diff(&out, &want) <= TOL, "{isa:?} U={u} O={o}");
+        }
     }
 }

@@ -7,12 +7,14 @@
 //! channels (`cp` a multiple of 8), `w[i * cp + o]`.
 
 /// The instruction set a plan runs on, chosen once when the plan is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     /// Portable scalar code.
     Scalar,
     /// x86-64 AVX2 with FMA (checked at run time).
     Avx2Fma,
+    /// x86-64 AVX-512F (with AVX2 and FMA) for the block products; single rows stay on AVX2.
+    Avx512,
 }
 
 impl Isa {
@@ -21,10 +23,19 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if std::is_x86_feature_detected!("avx512f") {
+                    return Isa::Avx512;
+                }
                 return Isa::Avx2Fma;
             }
         }
         Isa::Scalar
+    }
+
+    /// Every instruction set this CPU can run, slowest first.
+    pub fn available() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Scalar, Isa::Avx2Fma, Isa::Avx512].into_iter().filter(|i| *i <= best).collect()
     }
 }
 
@@ -50,6 +61,9 @@ pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f
         // SAFETY: the lengths were checked above (every access below stays inside them) and
         // `Isa::Avx2Fma` is only ever created by `Isa::detect` after checking the CPU features.
         Isa::Avx2Fma => unsafe { avx2::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above; `Isa::Avx512` is only created after checking AVX-512F, AVX2 and FMA.
+        Isa::Avx512 => unsafe { avx512::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
         _ => conv_rows_scalar(w, bias, kk, cp, x, stride, rows, out),
     }
 }
@@ -62,7 +76,7 @@ pub fn conv_row_latency(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize,
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: lengths checked above; AVX2/FMA presence checked by `Isa::detect`.
-        Isa::Avx2Fma => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
+        Isa::Avx2Fma | Isa::Avx512 => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
         _ => conv_rows_scalar(w, bias, kk, cp, x, 0, 1, out),
     }
 }
@@ -75,8 +89,9 @@ fn conv_rows_scalar(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], st
         row.copy_from_slice(&bias[..cp]);
         for (i, &xi) in window.iter().enumerate() {
             let wi = &w[i * cp..(i + 1) * cp];
-            for (o, acc) in row.iter_mut().enumerate() {
-                *acc = xi.mul_add(wi[o], *acc);
+            // Plain multiply-add: `mul_add` without a hardware FMA is a slow library call.
+            for (acc, wo) in row.iter_mut().zip(wi) {
+                *acc += xi * wo;
             }
         }
     }
@@ -107,11 +122,11 @@ pub fn erf(x: f32) -> f32 {
     let x2 = x * x;
     let mut p = ERF_P[0];
     for &c in &ERF_P[1..] {
-        p = p.mul_add(x2, c);
+        p = p * x2 + c;
     }
     let mut q = ERF_Q[0];
     for &c in &ERF_Q[1..] {
-        q = q.mul_add(x2, c);
+        q = q * x2 + c;
     }
     x * p / q
 }
@@ -127,6 +142,9 @@ pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2/FMA presence checked by `Isa::detect`; the function stays inside `x`.
         Isa::Avx2Fma => unsafe { avx2::gelu_inplace(x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F presence checked by `Isa::detect`; the function stays inside `x`.
+        Isa::Avx512 => unsafe { avx512::gelu_inplace(x) },
         _ => x.iter_mut().for_each(|v| *v = gelu(*v)),
     }
 }
@@ -147,7 +165,7 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn block<const R: usize, const V: usize>(
+    pub(super) unsafe fn block<const R: usize, const V: usize>(
         w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, v0: usize, out: *mut f32,
     ) {
         // SAFETY (whole body): every offset is below the bounds the caller guarantees.
@@ -264,7 +282,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn gelu8(x: __m256) -> __m256 {
+    pub(super) fn gelu8(x: __m256) -> __m256 {
         let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
         let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-ERF_CLAMP)), _mm256_set1_ps(ERF_CLAMP));
         let z2 = _mm256_mul_ps(z, z);
@@ -298,5 +316,132 @@ mod avx2 {
         for v in chunks.into_remainder() {
             *v = super::gelu(*v);
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)]
+mod avx512 {
+    use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
+    use std::arch::x86_64::*;
+
+    /// `R` output rows times `V` 16-channel vectors from vector (of 8) `v8`: the same per-lane
+    /// operation order as the AVX2 block, so every row gets the same bits whichever block runs it.
+    ///
+    /// # Safety
+    /// AVX-512F available; rows and vectors inside the slices checked by `super::conv_rows`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<const R: usize, const V: usize>(
+        w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, v8: usize, out: *mut f32,
+    ) {
+        // SAFETY (whole body): every offset is below the bounds the caller guarantees.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            for v in 0..V {
+                acc[0][v] = _mm512_loadu_ps(bias.add(v8 * 8 + v * 16));
+            }
+            for r in 1..R {
+                acc[r] = acc[0];
+            }
+            let xs: [*const f32; R] = std::array::from_fn(|r| x.add((t0 + r) * stride));
+            for i in 0..kk {
+                let wrow = w.add(i * cp + v8 * 8);
+                let wv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(wrow.add(v * 16)));
+                for r in 0..R {
+                    let b = _mm512_set1_ps(*xs[r].add(i));
+                    for v in 0..V {
+                        acc[r][v] = _mm512_fmadd_ps(b, wv[v], acc[r][v]);
+                    }
+                }
+            }
+            for r in 0..R {
+                for v in 0..V {
+                    _mm512_storeu_ps(out.add((t0 + r) * cp + v8 * 8 + v * 16), acc[r][v]);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// As `block`, for rows `t0..t0 + R`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_of<const R: usize>(w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, out: *mut f32) {
+        let n8 = cp / 8;
+        let mut v8 = 0;
+        // SAFETY: v8 + 2V <= n8 in every call, rows as the caller guarantees.
+        unsafe {
+            while v8 + 4 <= n8 {
+                block::<R, 2>(w, bias, kk, cp, x, stride, t0, v8, out);
+                v8 += 4;
+            }
+            if v8 + 2 <= n8 {
+                block::<R, 1>(w, bias, kk, cp, x, stride, t0, v8, out);
+                v8 += 2;
+            }
+            if v8 < n8 {
+                // One 8-channel vector left: AVX2, same operation order.
+                super::avx2::block::<R, 1>(w, bias, kk, cp, x, stride, t0, v8, out);
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX-512F, AVX2 and FMA available; slice lengths as checked by `super::conv_rows`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn conv_rows(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+        let (w, bias, x, out) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+        let mut t = 0;
+        // SAFETY: t + R <= rows in each call; lengths checked by the caller.
+        unsafe {
+            while t + 8 <= rows {
+                rows_of::<8>(w, bias, kk, cp, x, stride, t, out);
+                t += 8;
+            }
+            while t < rows {
+                rows_of::<1>(w, bias, kk, cp, x, stride, t, out);
+                t += 1;
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn gelu16(x: __m512) -> __m512 {
+        let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-ERF_CLAMP)), _mm512_set1_ps(ERF_CLAMP));
+        let z2 = _mm512_mul_ps(z, z);
+        let mut p = _mm512_set1_ps(ERF_P[0]);
+        for &c in &ERF_P[1..] {
+            p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(c));
+        }
+        let mut q = _mm512_set1_ps(ERF_Q[0]);
+        for &c in &ERF_Q[1..] {
+            q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(c));
+        }
+        let erf = _mm512_div_ps(_mm512_mul_ps(z, p), q);
+        let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(z, _mm512_setzero_ps());
+        let one = _mm512_mask_blend_ps(negative, _mm512_set1_ps(1.0), _mm512_set1_ps(-1.0));
+        let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(z), _mm512_set1_ps(ERF_ONE));
+        let erf = _mm512_mask_blend_ps(big, erf, one);
+        let half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
+        _mm512_fmadd_ps(half_x, erf, half_x)
+    }
+
+    /// # Safety
+    /// AVX-512F, AVX2 and FMA available.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn gelu_inplace(x: &mut [f32]) {
+        let mut chunks = x.chunks_exact_mut(16);
+        for c in &mut chunks {
+            // SAFETY: `c` holds exactly 16 floats.
+            unsafe { _mm512_storeu_ps(c.as_mut_ptr(), gelu16(_mm512_loadu_ps(c.as_ptr()))) };
+        }
+        // SAFETY: AVX2 and FMA are available (checked with AVX-512F).
+        unsafe { super::avx2::gelu_inplace(chunks.into_remainder()) };
     }
 }

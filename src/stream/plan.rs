@@ -117,6 +117,9 @@ impl Plan {
 
     /// [`Plan::compile`] for a given instruction set (tests compare the two).
     pub fn compile_for(model: &dyn Model, isa: Isa) -> Result<Plan, String> {
+        if !Isa::available().contains(&isa) {
+            return Err(format!("this CPU cannot run {isa:?} code"));
+        }
         let network: &Network = model.as_network().ok_or("the model is not a built-in network")?;
         if model.resample_factor() != 1 {
             return Err("the model resamples in time".into());
