@@ -65,6 +65,20 @@ fn main() {
         let (p50, p99, max) = percentiles(ns);
         println!("{label:<44} | {:>9.2} | {:>9.2} | {:>9.2}", p50 / 1e3, p99 / 1e3, max / 1e3);
     }
+    // The core push by instruction set, in CPU time of this process (steadier than wall time on a
+    // shared machine).
+    println!("\nStream::push (core, no C boundary), CPU time per push:");
+    for isa in cebra::stream::Isa::available().into_iter().filter(|i| *i != cebra::stream::Isa::Scalar) {
+        tch::manual_seed(0);
+        let model = cebra::init("offset10-model", &cebra::ModelArgs::new(n, u, o)).unwrap();
+        let mut s = cebra::stream::Stream::with_isa(std::sync::Arc::new(std::sync::Mutex::new(model)), isa).unwrap();
+        let mut e = vec![0f32; o as usize];
+        let t0 = cpu_seconds();
+        for k in 0..pushes {
+            let _ = s.push(&data[k * n as usize..(k + 1) * n as usize], &mut e).unwrap();
+        }
+        println!("  {isa:?}: {:.2} µs", (cpu_seconds() - t0) * 1e6 / pushes as f64);
+    }
     let rule = common::Rule::from_env();
     let extra = vec!["--name".into(), "offset10-model".into(), "--cases".into(), "1x10".into(), "--neurons".into(), n.to_string()];
     if let Some(r) = common::run_reference("bench_models.py", &rule, threads, &extra) {
@@ -73,4 +87,12 @@ fn main() {
         }
         println!("reference: {}", r.header);
     }
+}
+
+/// CPU seconds used by this process so far.
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

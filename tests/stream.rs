@@ -181,6 +181,18 @@ fn kernels_match_libtorch() {
             let mut out = vec![0f32; 27 * o as usize];
             plan.run_block(&rows, 31, &mut out, &mut Default::default());
             assert!(max_diff(&out, &want) <= TOL, "{isa:?} U={u} O={o}");
+            // The single-row (streaming) kernel on the first window of every stage width.
+            let stage_widths = [(9 * 2, u), (u * 3, o)];
+            for (kk, c) in stage_widths {
+                let cp = kernels::padded_channels(c as usize);
+                let w: Vec<f32> = (0..kk as usize * cp).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
+                let b: Vec<f32> = (0..cp).map(|i| i as f32 * 0.1).collect();
+                let xw: Vec<f32> = (0..kk as usize).map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1).collect();
+                let (mut single, mut reference) = (vec![0f32; cp], vec![0f32; cp]);
+                kernels::conv_row_latency(isa, &w, &b, kk as usize, cp, &xw, &mut single);
+                kernels::conv_rows(Isa::Scalar, &w, &b, kk as usize, cp, &xw, 0, 1, &mut reference);
+                assert!(max_diff(&single, &reference) <= 1e-4, "{isa:?} single row kk={kk} cp={cp}");
+            }
         }
     }
 }

@@ -76,7 +76,10 @@ pub fn conv_row_latency(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize,
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: lengths checked above; AVX2/FMA presence checked by `Isa::detect`.
-        Isa::Avx2Fma | Isa::Avx512 => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
+        Isa::Avx2Fma => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: lengths checked above; AVX-512F, AVX2 and FMA presence checked by `Isa::detect`.
+        Isa::Avx512 => unsafe { avx512::conv_row_split(w, bias, kk, cp, x, out) },
         _ => conv_rows_scalar(w, bias, kk, cp, x, 0, 1, out),
     }
 }
@@ -405,6 +408,68 @@ mod avx512 {
             while t < rows {
                 rows_of::<1>(w, bias, kk, cp, x, stride, t, out);
                 t += 1;
+            }
+        }
+    }
+
+    /// One output row with the window cut in four quarters summed by separate accumulator chains
+    /// (latency, not throughput, bounds a single matrix-vector product): 16-lane vectors in pairs,
+    /// then a 16-lane single and an 8-lane tail.
+    ///
+    /// # Safety
+    /// AVX-512F, AVX2 and FMA available; slice lengths as checked by `super::conv_row_latency`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn conv_row_split(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
+        const C: usize = 4;
+        let q = kk / C;
+        let (wp, bp, xp, op) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+        let n16 = cp / 16;
+        // SAFETY (whole body): i < kk and lanes < cp stay inside the checked lengths.
+        unsafe {
+            let mut v = 0;
+            while v < n16 {
+                let nb = (n16 - v).min(2);
+                let mut acc = [[_mm512_setzero_ps(); 2]; C];
+                for b in 0..nb {
+                    acc[0][b] = _mm512_loadu_ps(bp.add((v + b) * 16));
+                }
+                for i in 0..q {
+                    for c in 0..C {
+                        let xi = _mm512_set1_ps(*xp.add(c * q + i));
+                        let wrow = wp.add((c * q + i) * cp + v * 16);
+                        for b in 0..nb {
+                            acc[c][b] = _mm512_fmadd_ps(xi, _mm512_loadu_ps(wrow.add(b * 16)), acc[c][b]);
+                        }
+                    }
+                }
+                for i in C * q..kk {
+                    let xi = _mm512_set1_ps(*xp.add(i));
+                    for b in 0..nb {
+                        acc[0][b] = _mm512_fmadd_ps(xi, _mm512_loadu_ps(wp.add(i * cp + (v + b) * 16)), acc[0][b]);
+                    }
+                }
+                for b in 0..nb {
+                    let sum = _mm512_add_ps(_mm512_add_ps(acc[0][b], acc[1][b]), _mm512_add_ps(acc[2][b], acc[3][b]));
+                    _mm512_storeu_ps(op.add((v + b) * 16), sum);
+                }
+                v += nb;
+            }
+            if cp % 16 != 0 {
+                let lane = n16 * 16;
+                let mut acc = [_mm256_setzero_ps(); C];
+                acc[0] = _mm256_loadu_ps(bp.add(lane));
+                for i in 0..q {
+                    for c in 0..C {
+                        let xi = _mm256_set1_ps(*xp.add(c * q + i));
+                        acc[c] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(wp.add((c * q + i) * cp + lane)), acc[c]);
+                    }
+                }
+                for i in C * q..kk {
+                    let xi = _mm256_set1_ps(*xp.add(i));
+                    acc[0] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(wp.add(i * cp + lane)), acc[0]);
+                }
+                let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+                _mm256_storeu_ps(op.add(lane), sum);
             }
         }
     }

@@ -83,15 +83,21 @@ impl Stream {
     /// weights into the model and make a new stream to use them), through libtorch otherwise.
     /// Resampling models cannot stream: [`Error::Unsupported`].
     pub fn new(model: SharedModel) -> Result<Stream> {
-        Self::build(model, true)
+        Self::build(model, Some(Isa::detect()))
     }
 
     /// A stream that always runs the model through libtorch (the reference path for tests).
     pub fn new_libtorch(model: SharedModel) -> Result<Stream> {
-        Self::build(model, false)
+        Self::build(model, None)
     }
 
-    fn build(model: SharedModel, compile: bool) -> Result<Stream> {
+    /// A stream compiled for a given instruction set (tests and benchmarks compare them); falls
+    /// back to libtorch where [`Stream::new`] would, or when this CPU lacks `isa`.
+    pub fn with_isa(model: SharedModel, isa: Isa) -> Result<Stream> {
+        Self::build(model, Some(isa))
+    }
+
+    fn build(model: SharedModel, isa: Option<Isa>) -> Result<Stream> {
         let guard = lock(&model);
         let m: &dyn Model = guard.as_ref();
         if m.resample_factor() != 1 {
@@ -104,7 +110,7 @@ impl Stream {
         let offset = m.offset();
         let (num_input, num_output) = (m.num_input() as usize, m.num_output() as usize);
         let receptive_field = offset.len() as usize;
-        let plan = if compile { Plan::compile(m).ok() } else { None };
+        let plan = isa.and_then(|isa| Plan::compile_for(m, isa).ok());
         let engine = match plan {
             Some(plan) => {
                 let rings = plan
