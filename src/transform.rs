@@ -166,6 +166,11 @@ pub fn output_timesteps(model: &dyn Model, timesteps: usize, pad: bool) -> Resul
 /// Chunk length (in output rows) of the compiled path when the caller does not bound it.
 const TILE_ROWS: usize = 512;
 
+thread_local! {
+    /// Activations and gathered input of the compiled path, kept per thread between chunks and calls.
+    static SCRATCH: std::cell::RefCell<(BlockScratch, Vec<f32>)> = std::cell::RefCell::new(Default::default());
+}
+
 /// Embeds `recording` into `out` (`(out_rows, num_output)` in the recording's layout) and returns
 /// the number of output rows. `progress` is called with the number of rows done so far.
 ///
@@ -237,9 +242,10 @@ fn transform_compiled(
             &mut staged
         }
     };
-    target.par_chunks_mut(tile * o).enumerate().for_each_init(
-        || (BlockScratch::default(), Vec::<f32>::new()),
-        |(scratch, input), (i, chunk)| {
+    target.par_chunks_mut(tile * o).enumerate().for_each(|(i, chunk)| {
+        // Per-thread buffers that outlive the call: no allocation (nor page faults) per chunk.
+        SCRATCH.with(|cell| {
+            let (scratch, input) = &mut *cell.borrow_mut();
             let a = i * tile;
             let rows_out = chunk.len() / o;
             let rows_in = rows_out + geo.field - 1;
@@ -255,10 +261,11 @@ fn transform_compiled(
                 rec.gather_rows((first..first + rows_in).map(|p| source_row(p, &geo, rec.timesteps)), input);
                 plan.run_block(input, rows_in, chunk, scratch);
             }
-            let total = done.fetch_add(rows_out as u64, Ordering::Relaxed) + rows_out as u64;
-            progress(total as usize);
-        },
-    );
+        });
+        // Outside the borrow: the callback may do anything, even transform again.
+        let rows_out = (chunk.len() / o) as u64;
+        progress((done.fetch_add(rows_out, Ordering::Relaxed) + rows_out) as usize);
+    });
     if layout == Layout::ColMajor {
         for t in 0..geo.out_rows {
             for c in 0..o {
