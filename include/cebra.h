@@ -61,6 +61,12 @@ typedef struct CebraCriterion CebraCriterion;
 typedef struct CebraModel CebraModel;
 
 /**
+ * An opaque streaming handle over one model (it keeps the model alive). Calls on one handle are
+ * serialised.
+ */
+typedef struct CebraStream CebraStream;
+
+/**
  * A status code. Numbers are stable and never reused.
  */
 typedef uint32_t CebraStatus;
@@ -543,6 +549,78 @@ CebraStatus cebra_set_num_threads(int32_t n);
  * 1 when a CUDA device can be used, else 0.
  */
 uint8_t cebra_cuda_is_available(void);
+
+/**
+ * Embeds a whole `(num_timesteps, num_neurons)` recording as the reference `CEBRA.transform` does:
+ * with `pad != 0` edge-replicating padding (one output row per input step), without it one row per
+ * full receptive field; `batch_size` 0 is one pass, otherwise chunks of that many steps (same
+ * rows). `out` receives `(*out_timesteps, num_output)` in the same `layout` as `data`.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `data` is NULL or holds `num_timesteps * num_neurons` floats;
+ * `out` is NULL or holds `out_len` writable floats; `out_timesteps` is NULL or writable.
+ */
+CebraStatus cebra_model_transform(struct CebraModel *model,
+                                  const float *data,
+                                  int64_t num_timesteps,
+                                  int64_t num_neurons,
+                                  uint32_t layout,
+                                  int64_t batch_size,
+                                  uint8_t pad,
+                                  float *out,
+                                  size_t out_len,
+                                  int64_t *out_timesteps);
+
+/**
+ * A streaming handle over `model` (which may be freed before the stream). Built-in models are
+ * compiled (weights captured now); others run through libtorch. Resampling models: UNSUPPORTED.
+ *
+ * # Safety
+ * `model` is NULL or a live handle; `out` is NULL or a writable `CebraStream*`.
+ */
+CebraStatus cebra_stream_new(struct CebraModel *model, struct CebraStream **out);
+
+/**
+ * Releases a stream; NULL is a no-op.
+ *
+ * # Safety
+ * `stream` is NULL or a handle from `cebra_stream_new` not freed before.
+ */
+void cebra_stream_free(struct CebraStream *stream);
+
+/**
+ * Feeds one time step (`num_neurons` values). While fewer than a receptive field of steps were
+ * pushed, sets `*ready = 0` and writes nothing; then sets `*ready = 1` and writes the embedding
+ * (`num_output` values) of the step `lookahead` steps before the newest. No heap allocation after
+ * the first push (compiled models).
+ *
+ * # Safety
+ * `stream` is NULL or a live handle; `sample` is NULL or holds `num_neurons` floats; `embedding` is
+ * NULL or holds `embedding_len` writable floats; `ready` is NULL or writable.
+ */
+CebraStatus cebra_stream_push(struct CebraStream *stream,
+                              const float *sample,
+                              int64_t num_neurons,
+                              float *embedding,
+                              size_t embedding_len,
+                              uint8_t *ready);
+
+/**
+ * The number of steps between the newest pushed sample and the step whose embedding a push
+ * writes: `right - 1` of the model's offset.
+ *
+ * # Safety
+ * `stream` is NULL or a live handle; `steps` is NULL or writable.
+ */
+CebraStatus cebra_stream_lookahead(const struct CebraStream *stream, int64_t *steps);
+
+/**
+ * Forgets every pushed sample (the next push starts a new recording).
+ *
+ * # Safety
+ * `stream` is NULL or a live handle.
+ */
+CebraStatus cebra_stream_reset(struct CebraStream *stream);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -21,6 +21,8 @@ pub mod model;
 pub mod offset;
 pub mod options;
 pub mod registry;
+pub mod stream;
+pub mod transform;
 pub mod weights;
 mod zoo;
 

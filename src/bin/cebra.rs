@@ -6,6 +6,7 @@
 //! cebra info NAME [--neurons N --units U --output O --options "k=v;..."]
 //! cebra demo                                       registry + embedding of a synthetic recording
 //! cebra embed [--model NAME --num-units U --num-output O] --weights FILE --input IN --output OUT
+//! cebra transform MODEL.safetensors IN.npy|IN.safetensors -o OUT.npy|OUT.safetensors [--no-pad] [--batch-size N]
 //! ```
 use cebra::{Model, ModelArgs, Options};
 use clap::{Parser, Subcommand};
@@ -88,6 +89,34 @@ enum Command {
         #[arg(long = "output")]
         output_file: PathBuf,
     },
+    /// Embed a whole recording as the reference `CEBRA.transform` does (padded by default).
+    ///
+    /// The model file is a self-describing `.safetensors` (written by libcebra or by
+    /// tools/convert_cebra_checkpoint.py). The recording is a (time, neurons) array in a `.npy` file
+    /// (float32 or float64, C or Fortran order) or a tensor of a `.safetensors` file. The output
+    /// (`.npy`, or `.safetensors` with the tensor `embedding`) is (time, output) with padding, one
+    /// row per full receptive field without.
+    Transform {
+        /// Model file.
+        model: PathBuf,
+        /// Recording: `.npy` or `.safetensors`.
+        input: PathBuf,
+        /// Output file: `.npy` or `.safetensors`.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// No edge padding: one output row per full receptive field.
+        #[arg(long)]
+        no_pad: bool,
+        /// Work in chunks of this many time steps (bounds memory; same result). 0: one pass.
+        #[arg(long, default_value_t = 0)]
+        batch_size: usize,
+        /// Tensor name in a `.safetensors` recording (default: `data`, or its only tensor).
+        #[arg(long)]
+        tensor: Option<String>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -120,6 +149,9 @@ fn main() -> ExitCode {
         Command::Demo { neurons, time, calls } => demo(neurons, time, calls),
         Command::Embed { model, num_units, num_output, options, weights, input, output_file } => {
             embed(model.as_deref(), num_units, num_output, &options, &weights, &input, &output_file)
+        }
+        Command::Transform { model, input, output, no_pad, batch_size, tensor, quiet } => {
+            transform(&model, &input, &output, !no_pad, batch_size, tensor.as_deref(), quiet)
         }
     };
     match result {
@@ -344,5 +376,119 @@ fn embed(
         elapsed.as_secs_f64() * 1e3,
         output_file.display()
     );
+    Ok(())
+}
+
+/// A recording read from disk: values, shape and layout (Fortran-order `.npy` files stay as they are).
+struct LoadedRecording {
+    values: Vec<f32>,
+    timesteps: usize,
+    neurons: usize,
+    layout: cebra::transform::Layout,
+}
+
+fn is_ext(path: &std::path::Path, ext: &str) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+fn read_recording(path: &std::path::Path, tensor: Option<&str>) -> CliResult<LoadedRecording> {
+    use cebra::transform::Layout;
+    use ndarray::Array2;
+    if is_ext(path, "npy") {
+        let array: Array2<f32> = match ndarray_npy::read_npy::<_, Array2<f32>>(path) {
+            Ok(a) => a,
+            Err(ndarray_npy::ReadNpyError::WrongDescriptor(_)) => ndarray_npy::read_npy::<_, Array2<f64>>(path)
+                .map_err(|e| format!("'{}': {e}", path.display()))?
+                .mapv(|v| v as f32),
+            Err(e) => return Err(format!("'{}': {e} (a 2-D float32 or float64 array is needed)", path.display())),
+        };
+        let (timesteps, neurons) = array.dim();
+        let layout = if array.is_standard_layout() { Layout::RowMajor } else { Layout::ColMajor };
+        let values = match layout {
+            Layout::RowMajor => array.into_raw_vec_and_offset().0,
+            // Fortran order: the transposed view is standard, its buffer is the column-major data.
+            Layout::ColMajor => array.reversed_axes().as_standard_layout().into_owned().into_raw_vec_and_offset().0,
+        };
+        return Ok(LoadedRecording { values, timesteps, neurons, layout });
+    }
+    let file = cebra::weights::read_file(path).map_err(err)?;
+    let found = match tensor {
+        Some(name) => file.tensors.iter().find(|(k, _)| k == name),
+        None if file.tensors.len() == 1 => file.tensors.first(),
+        None => file.tensors.iter().find(|(k, _)| k == "data"),
+    };
+    let (name, t) = found.ok_or_else(|| {
+        format!("'{}': no tensor '{}' (use --tensor NAME)", path.display(), tensor.unwrap_or("data"))
+    })?;
+    let size = t.size();
+    if size.len() != 2 {
+        return Err(format!("'{}': tensor '{name}' must be 2-D (time, neurons), got shape {size:?}", path.display()));
+    }
+    let values = Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1])).map_err(err)?;
+    Ok(LoadedRecording { values, timesteps: size[0] as usize, neurons: size[1] as usize, layout: Layout::RowMajor })
+}
+
+fn transform(
+    model_path: &std::path::Path,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    pad: bool,
+    batch_size: usize,
+    tensor: Option<&str>,
+    quiet: bool,
+) -> CliResult {
+    use cebra::transform::{output_timesteps, transform_into, Layout, Recording, TransformOptions};
+    if !is_ext(output, "npy") && !is_ext(output, "safetensors") {
+        return Err(format!("'{}': the output must be a .npy or .safetensors file", output.display()));
+    }
+    let model = cebra::weights::load_model(model_path).map_err(err)?;
+    let rec = read_recording(input, tensor)?;
+    let recording = Recording::new(&rec.values, rec.timesteps, rec.neurons, rec.layout).map_err(err)?;
+    let rows = output_timesteps(model.as_ref(), rec.timesteps, pad).map_err(err)?;
+    let o = model.num_output() as usize;
+    // Long recordings get a progress bar (on a terminal).
+    let bar = if quiet || rows < 100_000 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(rows as u64) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut out = vec![0f32; rows * o];
+    let start = Instant::now();
+    let options = TransformOptions { pad, batch_size, force_libtorch: false };
+    transform_into(model.as_ref(), &recording, options, &mut out, &|done| bar.set_position(done as u64)).map_err(err)?;
+    bar.finish_and_clear();
+    let elapsed = start.elapsed();
+    let row_major = match rec.layout {
+        Layout::RowMajor => out,
+        Layout::ColMajor => {
+            let mut t = vec![0f32; out.len()];
+            for r in 0..rows {
+                for c in 0..o {
+                    t[r * o + c] = out[c * rows + r];
+                }
+            }
+            t
+        }
+    };
+    if is_ext(output, "npy") {
+        let array = ndarray::Array2::from_shape_vec((rows, o), row_major).map_err(err)?;
+        ndarray_npy::write_npy(output, &array).map_err(|e| format!("cannot write '{}': {e}", output.display()))?;
+    } else {
+        let t = Tensor::from_slice(&row_major).view([rows as i64, o as i64]);
+        let mut metadata = HashMap::new();
+        metadata.insert("cebra.architecture".to_string(), model.architecture().name.clone());
+        cebra::weights::write_file(output, &[("embedding".to_string(), t)], metadata).map_err(err)?;
+    }
+    if !quiet {
+        eprintln!(
+            "{}: ({}, {}) -> ({rows}, {o}) {} in {:.1} ms, written to {}",
+            model.architecture().name,
+            rec.timesteps,
+            rec.neurons,
+            if pad { "padded" } else { "unpadded" },
+            elapsed.as_secs_f64() * 1e3,
+            output.display()
+        );
+    }
     Ok(())
 }

@@ -17,12 +17,14 @@ mod criterion;
 mod model;
 mod registry;
 mod runtime;
+mod stream;
 
 pub use callback::*;
 pub use criterion::*;
 pub use model::*;
 pub use registry::*;
 pub use runtime::*;
+pub use stream::*;
 
 /// A status code. Numbers are stable and never reused.
 pub type CebraStatus = u32;

@@ -897,6 +897,125 @@ static void test_reentrant_free(void) {
     CHECK_OK(cebra_unregister("reentrant"));
 }
 
+/* ---- whole recordings and streaming -------------------------------------------------------- */
+
+static void transpose(const float *src, float *dst, int64_t rows, int64_t cols) {
+    int64_t r, c;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+}
+
+/* The reference transform fixtures (tools/reference/make_transform_fixtures.py): padded and not,
+ * one pass and chunked, row- and column-major; then a stream over the same model. */
+static void check_transform_case(const char *case_name, int64_t units, int64_t outputs) {
+    fx_file *f = fx_open(tu_fixture("transform/%s.safetensors", case_name));
+    const fx_tensor *in;
+    CebraModel *m = NULL;
+    CebraStream *s = NULL;
+    int64_t t, n, rows = -1, lookahead = -1, left = -1, right = -1, k, resample = 1, batch;
+    int pad;
+    if (!CHECK(f != NULL, "fixture transform/%s", case_name)) return;
+    in = fx_tensor_get(f, "input");
+    t = in->shape[0];
+    n = in->shape[1];
+    if (!CHECK_OK(cebra_model_init(fx_meta(f, "name"), n, units, outputs, NULL, &m))) {
+        fx_close(f);
+        return;
+    }
+    CHECK_OK(cebra_model_load(m, tu_fixture("%s", fx_meta(f, "weights"))));
+    CHECK_OK(cebra_model_get_offset(m, &left, &right));
+    CHECK_OK(cebra_model_resample_factor(m, &resample));
+    for (pad = 0; pad <= 1; pad++) {
+        const fx_tensor *want = fx_tensor_get(f, pad ? "padded" : "unpadded");
+        size_t cap = want->numel;
+        float *y = malloc((cap + 1) * sizeof *y), *col_in = malloc(in->numel * sizeof *col_in),
+              *col_want = malloc(cap * sizeof *col_want);
+        transpose(in->data, col_in, t, n);
+        transpose(want->data, col_want, want->shape[0], want->shape[1]);
+        for (batch = 0; batch <= 7; batch += 7) {
+            y[cap] = 12345.0f;
+            rows = -1;
+            if (CHECK_OK(cebra_model_transform(m, in->data, t, n, CEBRA_LAYOUT_ROW_MAJOR, batch, (uint8_t)pad, y, cap,
+                                               &rows))) {
+                CHECK(rows == want->shape[0], "%s pad %d: %lld rows", case_name, pad, (long long)rows);
+                CHECK(tu_max_abs_diff(y, want->data, cap) <= 1e-5, "%s pad %d batch %lld row-major", case_name, pad,
+                      (long long)batch);
+                CHECK(y[cap] == 12345.0f, "%s: nothing written past out_len", case_name);
+            }
+            if (CHECK_OK(cebra_model_transform(m, col_in, t, n, CEBRA_LAYOUT_COL_MAJOR, batch, (uint8_t)pad, y, cap,
+                                               &rows)))
+                CHECK(tu_max_abs_diff(y, col_want, cap) <= 1e-5, "%s pad %d batch %lld column-major", case_name, pad,
+                      (long long)batch);
+        }
+        free(y);
+        free(col_in);
+        free(col_want);
+    }
+    if (resample != 1) {
+        CHECK_STATUS(cebra_stream_new(m, &s), CEBRA_STATUS_UNSUPPORTED);
+        CHECK(s == NULL, "%s: no stream for a resampling model", case_name);
+        cebra_model_free(m);
+        fx_close(f);
+        return;
+    }
+    if (CHECK_OK(cebra_stream_new(m, &s))) {
+        const float *padded = fx_f32(f, "padded", NULL);
+        float e[16];
+        uint8_t ready = 9;
+        int round;
+        cebra_model_free(m); /* the stream keeps the model alive */
+        m = NULL;
+        CHECK_OK(cebra_stream_lookahead(s, &lookahead));
+        CHECK(lookahead == right - 1, "%s: lookahead %lld", case_name, (long long)lookahead);
+        for (round = 0; round < 2; round++) {
+            for (k = 0; k < t; k++) {
+                if (!CHECK_OK(cebra_stream_push(s, in->data + k * n, n, e, 16, &ready))) break;
+                CHECK(ready == (k >= left + right - 1), "%s: ready at push %lld", case_name, (long long)k);
+                if (ready)
+                    CHECK(tu_max_abs_diff(e, padded + (k - lookahead) * outputs, (size_t)outputs) <= 1e-5,
+                          "%s: push %lld equals padded transform row %lld", case_name, (long long)k,
+                          (long long)(k - lookahead));
+            }
+            CHECK_OK(cebra_stream_reset(s));
+        }
+        cebra_stream_free(s);
+    }
+    cebra_model_free(m);
+    fx_close(f);
+}
+
+/* A model trained in Python (cebra.CEBRA fit + save), converted by tools/convert_cebra_checkpoint.py:
+ * cebra_model_load_file rebuilds it and its transform equals the reference's. */
+static void check_checkpoint(void) {
+    fx_file *f = fx_open(tu_fixture("checkpoint/offset10-model.transform.safetensors"));
+    const fx_tensor *in, *want;
+    CebraModel *m = NULL;
+    float *y;
+    int64_t rows = -1;
+    if (!CHECK(f != NULL, "checkpoint fixture")) return;
+    in = fx_tensor_get(f, "input");
+    want = fx_tensor_get(f, "padded");
+    y = malloc(want->numel * sizeof *y);
+    if (CHECK_OK(cebra_model_load_file(tu_fixture("checkpoint/offset10-model.safetensors"), &m)) &&
+        CHECK_OK(cebra_model_transform(m, in->data, in->shape[0], in->shape[1], CEBRA_LAYOUT_ROW_MAJOR, 0, 1, y,
+                                       want->numel, &rows)))
+        CHECK(rows == want->shape[0] && tu_max_abs_diff(y, want->data, want->numel) <= 1e-5,
+              "converted checkpoint: transform equals the reference's");
+    cebra_model_free(m);
+    free(y);
+    fx_close(f);
+}
+
+static void test_transform_and_stream(void) {
+    check_transform_case("offset10-model", 12, 3);
+    check_transform_case("offset36-model-more-dropout", 12, 3);
+    check_transform_case("offset1-model-mse-resnet-3layers-tanh", 12, 3);
+    check_transform_case("offset40-model-4x-subsample", 12, 3);
+    if (!tu_quick()) check_transform_case("offset10-model-wide", 32, 8);
+    cebra_stream_free(NULL);
+    check_checkpoint();
+}
+
 int main(void) {
     const char *err = NULL;
     size_t len = 0;
@@ -920,6 +1039,7 @@ int main(void) {
     test_similarity();
     test_callbacks();
     test_reentrant_free();
+    test_transform_and_stream();
     fx_json_free(manifest);
     return tu_report("test_api");
 }

@@ -51,6 +51,10 @@ static struct {
     char buf[64];
     CebraModel *out_model;
     CebraCriterion *out_crit;
+    /* A stream over `model`, a resampling model, and the out-handle and flag of stream rows. */
+    CebraStream *stream, *out_stream;
+    CebraModel *resample;
+    uint8_t ready;
     /* Paths of the bad files. */
     char missing[512], truncated[512], corrupt_json[512], huge_header[512], empty[512], wrong_shape[512],
         missing_tensor[512], extra_tensor[512], wrong_dtype[512], f64_dtype[512], no_meta[512], bad_arch[512],
@@ -295,6 +299,44 @@ static int output_time_is_7(void) {
 }
 static int dup_not_freed(void) {
     return g.dup_state.free_calls == 0 && g.cb_state.free_calls == 0;
+}
+
+/* Ten pushes of fixture rows after a reset: the tenth is the first ready one. */
+static CebraStatus stream_ten_pushes(void) {
+    CebraStatus s = cebra_stream_reset(g.stream);
+    int k;
+    for (k = 0; k < 10 && s == CEBRA_STATUS_OK; k++) {
+        g.ready = 77;
+        s = cebra_stream_push(g.stream, g.x + 7 * k, 7, g.y, YCAP, &g.ready);
+        if (s == CEBRA_STATUS_OK && k < 9 && (g.ready != 0 || g.y[0] != SENTINEL)) return CEBRA_STATUS_PANIC;
+    }
+    return s;
+}
+static int stream_ok(void) {
+    /* The first ready push gives row 0 of the unpadded transform. */
+    float want[3 * 39];
+    int64_t t = 0;
+    if (g.ready != 1 || g.y[3] != SENTINEL) return 0;
+    if (cebra_model_transform(g.model, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 0, want, 3 * 39, &t)) return 0;
+    return t == 39 && tu_max_abs_diff(g.y, want, 3) <= 1e-5;
+}
+static int transform_ok(void) {
+    float want[3 * 39];
+    int64_t t = 0;
+    if (g.t != 39 || g.y[3 * 39] != SENTINEL) return 0;
+    if (cebra_model_transform(g.model, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 0, want, 3 * 39, &t)) return 0;
+    return tu_max_abs_diff(g.y, want, 3 * 39) <= 1e-6;
+}
+static int transform_nan_ok(void) {
+    /* x_nan has a NaN at step 0 (channel 3): padded rows 0..5 (left = 5) see it, the others do not. */
+    int r, c, nan;
+    if (g.t != 48) return 0;
+    for (r = 0; r < 48; r++) {
+        nan = 0;
+        for (c = 0; c < 3; c++) nan |= isnan(g.y[r * 3 + c]);
+        if (nan != (r <= 5)) return 0;
+    }
+    return 1;
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
@@ -553,6 +595,55 @@ static int dup_not_freed(void) {
       register_reference_name())                                                                                 \
     X(callback_fails, ST(CALLBACK_FAILED), "returned 3", NULL, failing_callback_3())                             \
     X(callback_fails_int_min, ST(CALLBACK_FAILED), "-2147483648", NULL, failing_callback_min())                  \
+    /* whole recordings: the (3, 7, 16) fixture input read as a (48, 7) recording */                      \
+    X(transform_null_model, ST(NULL_POINTER), "'model'", NULL,                                                   \
+      cebra_model_transform(NULL, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, g.y, YCAP, &g.t))                    \
+    X(transform_null_data, ST(NULL_POINTER), "'data'", NULL,                                                     \
+      cebra_model_transform(g.model, NULL, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, g.y, YCAP, &g.t))                \
+    X(transform_null_out, ST(NULL_POINTER), "'out'", NULL,                                                       \
+      cebra_model_transform(g.model, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, NULL, YCAP, &g.t))                \
+    X(transform_null_out_timesteps, ST(NULL_POINTER), "'out_timesteps'", NULL,                                   \
+      cebra_model_transform(g.model, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, g.y, YCAP, NULL))                 \
+    X(transform_zero_timesteps, ST(INVALID_ARGUMENT), "'num_timesteps'", NULL,                                   \
+      cebra_model_transform(g.model, g.x, 0, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, g.y, YCAP, &g.t))                  \
+    X(transform_zero_neurons, ST(INVALID_ARGUMENT), "'num_neurons'", NULL,                                       \
+      cebra_model_transform(g.model, g.x, 48, 0, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, g.y, YCAP, &g.t))                 \
+    X(transform_bad_layout, ST(INVALID_ARGUMENT), "'layout'", NULL,                                              \
+      cebra_model_transform(g.model, g.x, 48, 7, 2, 0, 1, g.y, YCAP, &g.t))                                      \
+    X(transform_negative_batch, ST(INVALID_ARGUMENT), "'batch_size'", NULL,                                      \
+      cebra_model_transform(g.model, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, -1, 1, g.y, YCAP, &g.t))                \
+    X(transform_wrong_neurons, ST(SHAPE_MISMATCH), "neurons", NULL,                                              \
+      cebra_model_transform(g.model, g.x, 42, 8, CEBRA_LAYOUT_COL_MAJOR, 0, 1, g.y, YCAP, &g.t))                 \
+    X(transform_too_short, ST(SHAPE_MISMATCH), "receptive field", NULL,                                          \
+      cebra_model_transform(g.model, g.x, 9, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, g.y, YCAP, &g.t))                  \
+    X(transform_small_out, ST(BUFFER_TOO_SMALL), "'out'", NULL,                                                  \
+      cebra_model_transform(g.model, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 5, 1, g.y, 48 * 3 - 1, &g.t))           \
+    X(transform_not_convolutional, ST(UNSUPPORTED), "not convolutional", NULL,                                   \
+      cebra_model_transform(g.cls, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, g.y, YCAP, &g.t))                   \
+    X(transform_ok, ST(OK), "", transform_ok,                                                                    \
+      cebra_model_transform(g.model, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 7, 0, g.y, YCAP, &g.t))                 \
+    X(transform_nan, ST(OK), "", transform_nan_ok,                                                               \
+      cebra_model_transform(g.model, g.x_nan, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, g.y, YCAP, &g.t))             \
+    /* streaming */                                                                                              \
+    X(stream_new_null_model, ST(NULL_POINTER), "'model'", NULL, cebra_stream_new(NULL, &g.out_stream))           \
+    X(stream_new_null_out, ST(NULL_POINTER), "'out'", NULL, cebra_stream_new(g.model, NULL))                     \
+    X(stream_new_resampling, ST(UNSUPPORTED), "resamples", NULL, cebra_stream_new(g.resample, &g.out_stream))    \
+    X(stream_push_null_stream, ST(NULL_POINTER), "'stream'", NULL,                                               \
+      cebra_stream_push(NULL, g.x, 7, g.y, YCAP, &g.ready))                                                      \
+    X(stream_push_null_sample, ST(NULL_POINTER), "'sample'", NULL,                                               \
+      cebra_stream_push(g.stream, NULL, 7, g.y, YCAP, &g.ready))                                                 \
+    X(stream_push_null_embedding, ST(NULL_POINTER), "'embedding'", NULL,                                         \
+      cebra_stream_push(g.stream, g.x, 7, NULL, YCAP, &g.ready))                                                 \
+    X(stream_push_null_ready, ST(NULL_POINTER), "'ready'", NULL,                                                 \
+      cebra_stream_push(g.stream, g.x, 7, g.y, YCAP, NULL))                                                      \
+    X(stream_push_wrong_neurons, ST(SHAPE_MISMATCH), "neurons", NULL,                                            \
+      cebra_stream_push(g.stream, g.x, 6, g.y, YCAP, &g.ready))                                                  \
+    X(stream_push_small_embedding, ST(BUFFER_TOO_SMALL), "'embedding'", NULL,                                    \
+      cebra_stream_push(g.stream, g.x, 7, g.y, 2, &g.ready))                                                     \
+    X(stream_lookahead_null_stream, ST(NULL_POINTER), "'stream'", NULL, cebra_stream_lookahead(NULL, &g.t))      \
+    X(stream_lookahead_null_steps, ST(NULL_POINTER), "'steps'", NULL, cebra_stream_lookahead(g.stream, NULL))    \
+    X(stream_reset_null, ST(NULL_POINTER), "'stream'", NULL, cebra_stream_reset(NULL))                           \
+    X(stream_ok, ST(OK), "", stream_ok, stream_ten_pushes())                                                     \
     /* internal bugs */                                                                                          \
     X(debug_panic, ST(PANIC), "internal error", NULL, cebra_debug_panic())
 
@@ -586,6 +677,8 @@ static void reset_outputs(void) {
     memset(g.buf, 'x', sizeof g.buf);
     g.out_model = NULL;
     g.out_crit = NULL;
+    g.out_stream = NULL;
+    g.ready = 77;
 }
 
 static int untouched(void) {
@@ -593,7 +686,8 @@ static int untouched(void) {
     for (i = 0; i < YCAP; i++)
         if (g.y[i] != SENTINEL || g.y2[i] != SENTINEL || g.y3[i] != SENTINEL) return 0;
     return g.t == -777 && g.left == -777 && g.right == -777 && g.temperature == -777 &&
-           g.temperature_grad == -777 && g.out_model == NULL && g.out_crit == NULL;
+           g.temperature_grad == -777 && g.out_model == NULL && g.out_crit == NULL && g.out_stream == NULL &&
+           g.ready == 77;
 }
 
 static int handles_usable(void) {
@@ -634,6 +728,8 @@ static void run_table(void) {
             CHECK(untouched(), "row %s: a failing call wrote to an out-parameter", r->id);
         cebra_model_free(g.out_model);
         cebra_criterion_free(g.out_crit);
+        cebra_stream_free(g.out_stream);
+        g.out_stream = NULL;
         g.out_model = NULL;
         g.out_crit = NULL;
         CHECK(handles_usable(), "row %s: the handles are still usable afterwards", r->id);
@@ -682,7 +778,9 @@ static void setup(void) {
         cebra_criterion_init("learnable-cosine-infonce", NULL, &g.learnable) != CEBRA_STATUS_OK ||
         cebra_register_callback("err-cb", 1, 1, cb_forward, &g.cb_state, cb_free, 0) != CEBRA_STATUS_OK ||
         cebra_register_callback("err-fail", 0, 1, cb_forward, &g.fail_state, cb_free, 0) != CEBRA_STATUS_OK ||
-        cebra_model_init("err-cb", 7, 1, 2, NULL, &g.cb) != CEBRA_STATUS_OK) {
+        cebra_model_init("err-cb", 7, 1, 2, NULL, &g.cb) != CEBRA_STATUS_OK ||
+        cebra_model_init("offset40-model-4x-subsample", 7, 12, 3, NULL, &g.resample) != CEBRA_STATUS_OK ||
+        cebra_stream_new(g.model, &g.stream) != CEBRA_STATUS_OK) {
         fprintf(stderr, "setup failed: %s\n", cebra_last_error());
         exit(2);
     }
@@ -707,6 +805,8 @@ static void teardown(void) {
     cebra_model_free(g.cb);
     CHECK(g.cb_state.free_calls == 1, "err-cb: freed once with its last model (%d)", g.cb_state.free_calls);
     CHECK(g.dup_state.free_calls == 0, "failed registrations never free their data");
+    cebra_stream_free(g.stream);
+    cebra_model_free(g.resample);
     cebra_model_free(g.model);
     cebra_model_free(g.o1);
     cebra_model_free(g.cls);

@@ -1,0 +1,512 @@
+//! The arithmetic of the compiled plan: convolution rows (a small matrix product per output time
+//! step) and the exact GELU, as plain scalar code and as AVX2+FMA code chosen at run time.
+//!
+//! Layouts: activations are time-major, one row of channels per time step. A convolution with kernel
+//! `k` over rows of `stride` floats reads, for output row `t`, the `k * stride` contiguous floats
+//! starting at row `t` (its window); its weight is that window's length `kk` times `cp` output
+//! channels (`cp` a multiple of 8), `w[i * cp + o]`.
+
+/// The instruction set a plan runs on, chosen once when the plan is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Portable scalar code.
+    Scalar,
+    /// x86-64 AVX2 with FMA (checked at run time).
+    Avx2Fma,
+    /// x86-64 AVX-512F (with AVX2 and FMA) for the block products; single rows stay on AVX2.
+    Avx512,
+}
+
+impl Isa {
+    /// The best instruction set this CPU offers.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if std::is_x86_feature_detected!("avx512f") {
+                    return Isa::Avx512;
+                }
+                return Isa::Avx2Fma;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// Every instruction set this CPU can run, slowest first.
+    pub fn available() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Scalar, Isa::Avx2Fma, Isa::Avx512].into_iter().filter(|i| *i <= best).collect()
+    }
+}
+
+/// Output channels rounded up to whole 8-lane vectors.
+pub fn padded_channels(channels: usize) -> usize {
+    channels.div_ceil(8) * 8
+}
+
+/// `out[t * cp + o] = bias[o] + sum_i x[t * stride + i] * w[i * cp + o]` for `t < rows`, `o < cp`,
+/// `i < kk`. Every row is computed with the same operation order whatever `rows` is, so a recording
+/// cut into chunks gives the same bits as one pass.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+    assert!(cp.is_multiple_of(8) && cp > 0, "cp must be a positive multiple of 8");
+    assert!(w.len() >= kk * cp && bias.len() >= cp, "weights too short");
+    assert!(out.len() >= rows * cp, "output too short");
+    if rows == 0 {
+        return;
+    }
+    assert!(x.len() >= (rows - 1) * stride + kk, "input too short");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the lengths were checked above (every access below stays inside them) and
+        // `Isa::Avx2Fma` is only ever created by `Isa::detect` after checking the CPU features.
+        Isa::Avx2Fma => unsafe { avx2::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above; `Isa::Avx512` is only created after checking AVX-512F, AVX2 and FMA.
+        Isa::Avx512 => unsafe { avx512::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
+        _ => conv_rows_scalar(w, bias, kk, cp, x, stride, rows, out),
+    }
+}
+
+/// [`conv_rows`] for one output row, with the sum split over two accumulator chains so that the
+/// latency of one chain does not bound a single matrix-vector product (the streaming case).
+pub fn conv_row_latency(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
+    assert!(cp.is_multiple_of(8) && cp > 0, "cp must be a positive multiple of 8");
+    assert!(w.len() >= kk * cp && bias.len() >= cp && x.len() >= kk && out.len() >= cp, "slices too short");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: lengths checked above; AVX2/FMA presence checked by `Isa::detect`.
+        Isa::Avx2Fma => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: lengths checked above; AVX-512F, AVX2 and FMA presence checked by `Isa::detect`.
+        Isa::Avx512 => unsafe { avx512::conv_row_split(w, bias, kk, cp, x, out) },
+        _ => conv_rows_scalar(w, bias, kk, cp, x, 0, 1, out),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_rows_scalar(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+    for t in 0..rows {
+        let window = &x[t * stride..t * stride + kk];
+        let row = &mut out[t * cp..(t + 1) * cp];
+        row.copy_from_slice(&bias[..cp]);
+        for (i, &xi) in window.iter().enumerate() {
+            let wi = &w[i * cp..(i + 1) * cp];
+            // Plain multiply-add: `mul_add` without a hardware FMA is a slow library call.
+            for (acc, wo) in row.iter_mut().zip(wi) {
+                *acc += xi * wo;
+            }
+        }
+    }
+}
+
+// erf(x) = x * P(x^2) / Q(x^2) on [-4, 4]: a rational minimax approximation (error below 5e-7),
+// the same in the scalar and the vector code. From |x| = ERF_ONE on, float32 erf is exactly +-1; the
+// rational form is not, and GELU multiplies that error by |x|, so those inputs get +-1 exactly.
+const ERF_CLAMP: f32 = 4.0;
+const ERF_ONE: f32 = 3.92;
+const ERF_P: [f32; 7] = [
+    -2.726_142_3e-10,
+    2.770_681_4e-8,
+    -2.101_024e-6,
+    -5.692_506_4e-5,
+    -7.349_906e-4,
+    -2.954_600_1e-3,
+    -1.609_603_3e-2,
+];
+const ERF_Q: [f32; 5] = [-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_474e-2];
+
+/// float32 erf with a few ulps of error.
+pub fn erf(x: f32) -> f32 {
+    if x.abs() >= ERF_ONE {
+        return 1f32.copysign(x);
+    }
+    let x = x.clamp(-ERF_CLAMP, ERF_CLAMP);
+    let x2 = x * x;
+    let mut p = ERF_P[0];
+    for &c in &ERF_P[1..] {
+        p = p * x2 + c;
+    }
+    let mut q = ERF_Q[0];
+    for &c in &ERF_Q[1..] {
+        q = q * x2 + c;
+    }
+    x * p / q
+}
+
+/// The exact (erf) GELU, `0.5 x (1 + erf(x / sqrt 2))`, as `nn.GELU()` computes it.
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// GELU of every element, in place.
+pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2/FMA presence checked by `Isa::detect`; the function stays inside `x`.
+        Isa::Avx2Fma => unsafe { avx2::gelu_inplace(x) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F presence checked by `Isa::detect`; the function stays inside `x`.
+        Isa::Avx512 => unsafe { avx512::gelu_inplace(x) },
+        _ => x.iter_mut().for_each(|v| *v = gelu(*v)),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+// Register-array indices read more plainly than iterator chains in these kernels.
+#[allow(clippy::needless_range_loop)]
+mod avx2 {
+    use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
+    use std::arch::x86_64::*;
+
+    /// A block of `R` output rows times `V` 8-channel vectors starting at vector `v0`: the
+    /// accumulators stay in registers (R * V <= 8) while the window is walked once.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; rows `t0..t0 + R` and vectors `v0..v0 + V` must lie inside
+    /// the slices as checked by `super::conv_rows`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn block<const R: usize, const V: usize>(
+        w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, v0: usize, out: *mut f32,
+    ) {
+        // SAFETY (whole body): every offset is below the bounds the caller guarantees.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); V]; R];
+            for (v, lane) in acc[0].iter_mut().enumerate() {
+                *lane = _mm256_loadu_ps(bias.add((v0 + v) * 8));
+            }
+            for r in 1..R {
+                acc[r] = acc[0];
+            }
+            let xs: [*const f32; R] = std::array::from_fn(|r| x.add((t0 + r) * stride));
+            for i in 0..kk {
+                let wrow = w.add(i * cp + v0 * 8);
+                let wv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(wrow.add(v * 8)));
+                for r in 0..R {
+                    let b = _mm256_broadcast_ss(&*xs[r].add(i));
+                    for v in 0..V {
+                        acc[r][v] = _mm256_fmadd_ps(b, wv[v], acc[r][v]);
+                    }
+                }
+            }
+            for r in 0..R {
+                for v in 0..V {
+                    _mm256_storeu_ps(out.add((t0 + r) * cp + (v0 + v) * 8), acc[r][v]);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// As `block`, for every row below `rows` and every vector below `cp / 8`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_of<const R: usize>(w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, out: *mut f32) {
+        let nv = cp / 8;
+        let mut v0 = 0;
+        // SAFETY: v0 + V <= nv in every call, rows as the caller guarantees.
+        unsafe {
+            while v0 + 2 <= nv {
+                block::<R, 2>(w, bias, kk, cp, x, stride, t0, v0, out);
+                v0 += 2;
+            }
+            if v0 < nv {
+                block::<R, 1>(w, bias, kk, cp, x, stride, t0, v0, out);
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 and FMA available; slice lengths as checked by `super::conv_rows`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn conv_rows(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+        let (w, bias, x, out) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+        let mut t = 0;
+        // SAFETY: t + 4 <= rows (then t < rows) in each call; lengths checked by the caller.
+        unsafe {
+            while t + 4 <= rows {
+                rows_of::<4>(w, bias, kk, cp, x, stride, t, out);
+                t += 4;
+            }
+            while t < rows {
+                rows_of::<1>(w, bias, kk, cp, x, stride, t, out);
+                t += 1;
+            }
+        }
+    }
+
+    /// One output row, the window split in two halves summed by separate accumulator chains.
+    ///
+    /// # Safety
+    /// AVX2 and FMA available; slice lengths as checked by `super::conv_row_latency`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn conv_row_split(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
+        let nv = cp / 8;
+        let half = kk / 2;
+        let (wp, bp, xp, op) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+        let mut v0 = 0;
+        // SAFETY: i < kk, v < nv: inside the checked lengths.
+        unsafe {
+            while v0 < nv {
+                let nb = (nv - v0).min(4);
+                let mut a = [_mm256_setzero_ps(); 4];
+                let mut b = [_mm256_setzero_ps(); 4];
+                for v in 0..nb {
+                    a[v] = _mm256_loadu_ps(bp.add((v0 + v) * 8));
+                }
+                for i in 0..half {
+                    let xa = _mm256_broadcast_ss(&*xp.add(i));
+                    let xb = _mm256_broadcast_ss(&*xp.add(half + i));
+                    let wa = wp.add(i * cp + v0 * 8);
+                    let wb = wp.add((half + i) * cp + v0 * 8);
+                    for v in 0..nb {
+                        a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wa.add(v * 8)), a[v]);
+                        b[v] = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wb.add(v * 8)), b[v]);
+                    }
+                }
+                if kk % 2 == 1 {
+                    let i = kk - 1;
+                    let xa = _mm256_broadcast_ss(&*xp.add(i));
+                    for v in 0..nb {
+                        a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wp.add(i * cp + (v0 + v) * 8)), a[v]);
+                    }
+                }
+                for v in 0..nb {
+                    _mm256_storeu_ps(op.add((v0 + v) * 8), _mm256_add_ps(a[v], b[v]));
+                }
+                v0 += nb;
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn gelu8(x: __m256) -> __m256 {
+        let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-ERF_CLAMP)), _mm256_set1_ps(ERF_CLAMP));
+        let z2 = _mm256_mul_ps(z, z);
+        let mut p = _mm256_set1_ps(ERF_P[0]);
+        for &c in &ERF_P[1..] {
+            p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(c));
+        }
+        let mut q = _mm256_set1_ps(ERF_Q[0]);
+        for &c in &ERF_Q[1..] {
+            q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(c));
+        }
+        let erf = _mm256_div_ps(_mm256_mul_ps(z, p), q);
+        // |z| >= ERF_ONE: exactly +-1 (the sign bit of z on 1.0).
+        let sign = _mm256_and_ps(z, _mm256_set1_ps(-0.0));
+        let one = _mm256_or_ps(_mm256_set1_ps(1.0), sign);
+        let big = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(_mm256_set1_ps(-0.0), z), _mm256_set1_ps(ERF_ONE));
+        let erf = _mm256_blendv_ps(erf, one, big);
+        let half_x = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
+        _mm256_fmadd_ps(half_x, erf, half_x)
+    }
+
+    /// # Safety
+    /// AVX2 and FMA available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gelu_inplace(x: &mut [f32]) {
+        let mut chunks = x.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: `c` holds exactly 8 floats.
+            unsafe { _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr()))) };
+        }
+        for v in chunks.into_remainder() {
+            *v = super::gelu(*v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)]
+mod avx512 {
+    use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
+    use std::arch::x86_64::*;
+
+    /// `R` output rows times `V` 16-channel vectors from vector (of 8) `v8`: the same per-lane
+    /// operation order as the AVX2 block, so every row gets the same bits whichever block runs it.
+    ///
+    /// # Safety
+    /// AVX-512F available; rows and vectors inside the slices checked by `super::conv_rows`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<const R: usize, const V: usize>(
+        w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, v8: usize, out: *mut f32,
+    ) {
+        // SAFETY (whole body): every offset is below the bounds the caller guarantees.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            for v in 0..V {
+                acc[0][v] = _mm512_loadu_ps(bias.add(v8 * 8 + v * 16));
+            }
+            for r in 1..R {
+                acc[r] = acc[0];
+            }
+            let xs: [*const f32; R] = std::array::from_fn(|r| x.add((t0 + r) * stride));
+            for i in 0..kk {
+                let wrow = w.add(i * cp + v8 * 8);
+                let wv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(wrow.add(v * 16)));
+                for r in 0..R {
+                    let b = _mm512_set1_ps(*xs[r].add(i));
+                    for v in 0..V {
+                        acc[r][v] = _mm512_fmadd_ps(b, wv[v], acc[r][v]);
+                    }
+                }
+            }
+            for r in 0..R {
+                for v in 0..V {
+                    _mm512_storeu_ps(out.add((t0 + r) * cp + v8 * 8 + v * 16), acc[r][v]);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// As `block`, for rows `t0..t0 + R`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_of<const R: usize>(w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, out: *mut f32) {
+        let n8 = cp / 8;
+        let mut v8 = 0;
+        // SAFETY: v8 + 2V <= n8 in every call, rows as the caller guarantees.
+        unsafe {
+            while v8 + 4 <= n8 {
+                block::<R, 2>(w, bias, kk, cp, x, stride, t0, v8, out);
+                v8 += 4;
+            }
+            if v8 + 2 <= n8 {
+                block::<R, 1>(w, bias, kk, cp, x, stride, t0, v8, out);
+                v8 += 2;
+            }
+            if v8 < n8 {
+                // One 8-channel vector left: AVX2, same operation order.
+                super::avx2::block::<R, 1>(w, bias, kk, cp, x, stride, t0, v8, out);
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX-512F, AVX2 and FMA available; slice lengths as checked by `super::conv_rows`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn conv_rows(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+        let (w, bias, x, out) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+        let mut t = 0;
+        // SAFETY: t + R <= rows in each call; lengths checked by the caller.
+        unsafe {
+            while t + 8 <= rows {
+                rows_of::<8>(w, bias, kk, cp, x, stride, t, out);
+                t += 8;
+            }
+            while t < rows {
+                rows_of::<1>(w, bias, kk, cp, x, stride, t, out);
+                t += 1;
+            }
+        }
+    }
+
+    /// One output row with the window cut in four quarters summed by separate accumulator chains
+    /// (latency, not throughput, bounds a single matrix-vector product): 16-lane vectors in pairs,
+    /// then a 16-lane single and an 8-lane tail.
+    ///
+    /// # Safety
+    /// AVX-512F, AVX2 and FMA available; slice lengths as checked by `super::conv_row_latency`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn conv_row_split(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
+        const C: usize = 4;
+        let q = kk / C;
+        let (wp, bp, xp, op) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+        let n16 = cp / 16;
+        // SAFETY (whole body): i < kk and lanes < cp stay inside the checked lengths.
+        unsafe {
+            let mut v = 0;
+            while v < n16 {
+                let nb = (n16 - v).min(2);
+                let mut acc = [[_mm512_setzero_ps(); 2]; C];
+                for b in 0..nb {
+                    acc[0][b] = _mm512_loadu_ps(bp.add((v + b) * 16));
+                }
+                for i in 0..q {
+                    for c in 0..C {
+                        let xi = _mm512_set1_ps(*xp.add(c * q + i));
+                        let wrow = wp.add((c * q + i) * cp + v * 16);
+                        for b in 0..nb {
+                            acc[c][b] = _mm512_fmadd_ps(xi, _mm512_loadu_ps(wrow.add(b * 16)), acc[c][b]);
+                        }
+                    }
+                }
+                for i in C * q..kk {
+                    let xi = _mm512_set1_ps(*xp.add(i));
+                    for b in 0..nb {
+                        acc[0][b] = _mm512_fmadd_ps(xi, _mm512_loadu_ps(wp.add(i * cp + (v + b) * 16)), acc[0][b]);
+                    }
+                }
+                for b in 0..nb {
+                    let sum = _mm512_add_ps(_mm512_add_ps(acc[0][b], acc[1][b]), _mm512_add_ps(acc[2][b], acc[3][b]));
+                    _mm512_storeu_ps(op.add((v + b) * 16), sum);
+                }
+                v += nb;
+            }
+            if cp % 16 != 0 {
+                let lane = n16 * 16;
+                let mut acc = [_mm256_setzero_ps(); C];
+                acc[0] = _mm256_loadu_ps(bp.add(lane));
+                for i in 0..q {
+                    for c in 0..C {
+                        let xi = _mm256_set1_ps(*xp.add(c * q + i));
+                        acc[c] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(wp.add((c * q + i) * cp + lane)), acc[c]);
+                    }
+                }
+                for i in C * q..kk {
+                    let xi = _mm256_set1_ps(*xp.add(i));
+                    acc[0] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(wp.add(i * cp + lane)), acc[0]);
+                }
+                let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+                _mm256_storeu_ps(op.add(lane), sum);
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn gelu16(x: __m512) -> __m512 {
+        let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-ERF_CLAMP)), _mm512_set1_ps(ERF_CLAMP));
+        let z2 = _mm512_mul_ps(z, z);
+        let mut p = _mm512_set1_ps(ERF_P[0]);
+        for &c in &ERF_P[1..] {
+            p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(c));
+        }
+        let mut q = _mm512_set1_ps(ERF_Q[0]);
+        for &c in &ERF_Q[1..] {
+            q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(c));
+        }
+        let erf = _mm512_div_ps(_mm512_mul_ps(z, p), q);
+        let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(z, _mm512_setzero_ps());
+        let one = _mm512_mask_blend_ps(negative, _mm512_set1_ps(1.0), _mm512_set1_ps(-1.0));
+        let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(z), _mm512_set1_ps(ERF_ONE));
+        let erf = _mm512_mask_blend_ps(big, erf, one);
+        let half_x = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
+        _mm512_fmadd_ps(half_x, erf, half_x)
+    }
+
+    /// # Safety
+    /// AVX-512F, AVX2 and FMA available.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn gelu_inplace(x: &mut [f32]) {
+        let mut chunks = x.chunks_exact_mut(16);
+        for c in &mut chunks {
+            // SAFETY: `c` holds exactly 16 floats.
+            unsafe { _mm512_storeu_ps(c.as_mut_ptr(), gelu16(_mm512_loadu_ps(c.as_ptr()))) };
+        }
+        // SAFETY: AVX2 and FMA are available (checked with AVX-512F).
+        unsafe { super::avx2::gelu_inplace(chunks.into_remainder()) };
+    }
+}
