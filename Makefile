@@ -64,6 +64,11 @@ ifneq ($(filter-out $(NO_TORCH_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
   ifeq ($(wildcard $(LIBTORCH)/lib/libtorch_cpu.so),)
     $(error LIBTORCH='$(LIBTORCH)' has no lib/libtorch_cpu.so)
   endif
+  # cargo sees libtorch through the repository's .libtorch link, the very path .cargo/config.toml gives
+  # a plain `cargo build`: torch-sys rebuilds when LIBTORCH changes, so both must name it alike.
+  # (After pointing LIBTORCH at another libtorch, run `cargo clean -p torch-sys`.)
+  $(shell ln -sfn "$(realpath $(LIBTORCH))" .libtorch)
+  override LIBTORCH := $(CURDIR)/.libtorch
   export LIBTORCH
 endif
 
@@ -72,8 +77,6 @@ endif
 all: build
 
 build:
-	@# The repository's .libtorch link lets a plain `cargo build` find this libtorch (.cargo/config.toml).
-	ln -sfn "$(LIBTORCH)" .libtorch
 	$(CARGO) build --release
 	@for f in libcebra.so libcebra.a cebra include/cebra.h; do \
 	  test -f "$(RELEASE)/$$f" || { echo "build: $(RELEASE)/$$f is missing" >&2; exit 1; }; \
