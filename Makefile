@@ -140,7 +140,7 @@ c-test: build
 	  echo "c-test: no bindings/c/tests/Makefile, nothing to run"; \
 	fi
 
-# The C++ binding (bindings/cpp/cebra.hpp): two translation units with -Wall -Wextra -Werror, the
+# The C++ binding (bindings/cpp/cebra.hpp): three translation units with -Wall -Wextra -Werror, the
 # reference fixtures through the C++ API, under ASan+UBSan and Valgrind (bindings/cpp/tests/Makefile).
 CPP_TEST_GOALS ?= test asan valgrind
 cpp-test: build

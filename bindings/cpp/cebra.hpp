@@ -3,11 +3,14 @@
 // RAII handles (move-only: a handle is never copied, and freed exactly once), errors as cebra::Error
 // exceptions carrying the status and the library's message, results returned as values. Link with
 // -lcebra as for the C interface. Array layouts are those of the C interface: float32, row-major
-// (C order), shapes given next to each function.
+// (C order), shapes given next to each function; whole recordings (Model::transform) may also be
+// column-major (Layout::ColMajor).
 //
 //   cebra::Model model("offset10-model", 120, 32, 8);
 //   model.load("weights.safetensors");
 //   cebra::Output y = model.forward(x, batch, time);   // y.values is (batch, 8, y.out_time)
+//   cebra::Embedding e = model.transform(rec, time, 120, cebra::Layout::RowMajor);  // (time, 8)
+//   cebra::Stream stream(model);                        // stream.push(sample): embedding or nullopt
 #ifndef CEBRA_HPP
 #define CEBRA_HPP
 
@@ -210,6 +213,22 @@ struct Output {
     int64_t batch = 0, num_output = 0, out_time = 0;
 };
 
+/// How a `(time, channels)` matrix is stored: row by row (C, NumPy) or column by column (Eigen's
+/// default, MATLAB, Julia). transform's output follows its input.
+enum class Layout : uint32_t { RowMajor = CEBRA_LAYOUT_ROW_MAJOR, ColMajor = CEBRA_LAYOUT_COL_MAJOR };
+
+/// A whole-recording embedding: `values` is (timesteps, num_output) in `layout`.
+struct Embedding {
+    std::vector<float> values;
+    int64_t timesteps = 0, num_output = 0;
+    Layout layout = Layout::RowMajor;
+
+    /// The value of output `k` at step `t`.
+    float at(int64_t t, int64_t k) const {
+        return values[static_cast<size_t>(layout == Layout::RowMajor ? t * num_output + k : k * timesteps + t)];
+    }
+};
+
 /// A classifier forward: `features` (batch, num_output) and `prediction` (batch, label_num).
 struct ClassifierOutput {
     std::vector<float> features, prediction;
@@ -294,6 +313,31 @@ public:
         return forward(input.data(), input.size(), batch, time);
     }
 
+    /// Embeds a whole recording `data` (timesteps, neurons) stored in `layout`, as the reference
+    /// CEBRA.transform: `pad` (the reference default) repeats the edge steps so that there is one output
+    /// row per input step, without it one row per full receptive field; `batchSize` 0 is one pass,
+    /// otherwise chunks of that many steps (same rows, memory bounded by the chunk). Resampling models
+    /// give fewer rows. The result is in the same layout as `data`.
+    Embedding transform(const float *data, int64_t timesteps, int64_t neurons, Layout layout, int64_t batchSize = 0,
+                        bool pad = true) {
+        Embedding out;
+        out.num_output = numOutput();
+        out.layout = layout;
+        // No call reports the row count beforehand; it never exceeds `timesteps` (padding gives
+        // exactly that many, no padding or resampling fewer), and the rows come first in `out`.
+        out.values.resize(static_cast<size_t>(detail::checked_product({timesteps, out.num_output}, "output")));
+        detail::check(cebra_model_transform(handle_, data, timesteps, neurons, static_cast<uint32_t>(layout), batchSize,
+                                            pad ? 1 : 0, out.values.data(), out.values.size(), &out.timesteps));
+        out.values.resize(static_cast<size_t>(out.timesteps * out.num_output));
+        return out;
+    }
+    /// `data` must hold timesteps * neurons floats.
+    Embedding transform(const std::vector<float> &data, int64_t timesteps, int64_t neurons, Layout layout,
+                        int64_t batchSize = 0, bool pad = true) {
+        detail::expect_size(data.size(), detail::checked_product({timesteps, neurons}, "data"), "data");
+        return transform(data.data(), timesteps, neurons, layout, batchSize, pad);
+    }
+
     /// Loads weights from a .safetensors file named by the reference state_dict keys.
     void load(const std::string &path) { detail::check(cebra_model_load(handle_, detail::c_str(path, "path"))); }
     /// Saves the weights with the architecture in the metadata (see loadFile).
@@ -337,6 +381,77 @@ private:
 
     CebraModel *handle_ = nullptr;
     int64_t label_num_ = 0;
+};
+
+// ---- streaming ----------------------------------------------------------------------------------------
+
+/// Embeds a recording one time step at a time (move-only handle). It keeps its model alive: the Model it
+/// was made from may be destroyed first. Calls on one stream are serialised by the library.
+class Stream {
+public:
+    /// A stream over `model` (UNSUPPORTED for resampling models).
+    explicit Stream(const Model &model) : num_input_(model.numInput()), num_output_(model.numOutput()) {
+        detail::check(cebra_stream_new(model.get(), &handle_));
+    }
+
+    Stream(const Stream &) = delete;
+    Stream &operator=(const Stream &) = delete;
+    Stream(Stream &&other) noexcept
+        : handle_(std::exchange(other.handle_, nullptr)), num_input_(other.num_input_), num_output_(other.num_output_) {}
+    Stream &operator=(Stream &&other) noexcept {
+        if (this != &other) {
+            cebra_stream_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+            num_input_ = other.num_input_;
+            num_output_ = other.num_output_;
+        }
+        return *this;
+    }
+    ~Stream() { cebra_stream_free(handle_); }
+
+    /// The C handle (still owned by this object); nullptr after a move.
+    CebraStream *get() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    /// Values per pushed sample (the model's neurons) and per embedding.
+    int64_t numInput() const noexcept { return num_input_; }
+    int64_t numOutput() const noexcept { return num_output_; }
+
+    /// Steps between the newest pushed sample and the step whose embedding push returns (right - 1).
+    int64_t lookahead() const {
+        int64_t steps = 0;
+        detail::check(cebra_stream_lookahead(handle_, &steps));
+        return steps;
+    }
+
+    /// Feeds one step (`neurons` floats). Returns false while fewer than a receptive field of steps were
+    /// pushed; then true, with the embedding of the step lookahead() before the newest written to
+    /// `embedding` (`embeddingLen` >= numOutput() floats). Allocates nothing.
+    bool push(const float *sample, int64_t neurons, float *embedding, size_t embeddingLen) {
+        uint8_t ready = 0;
+        detail::check(cebra_stream_push(handle_, sample, neurons, embedding, embeddingLen, &ready));
+        return ready != 0;
+    }
+    /// The same with vectors: `embedding` is resized to numOutput() (allocating only the first time).
+    bool push(const std::vector<float> &sample, std::vector<float> &embedding) {
+        embedding.resize(static_cast<size_t>(num_output_));
+        return push(sample.data(), static_cast<int64_t>(sample.size()), embedding.data(), embedding.size());
+    }
+    /// The embedding (numOutput() floats), or nothing while the stream is not ready.
+    std::optional<std::vector<float>> push(const float *sample, int64_t neurons) {
+        std::vector<float> embedding(static_cast<size_t>(num_output_));
+        if (!push(sample, neurons, embedding.data(), embedding.size())) return std::nullopt;
+        return embedding;
+    }
+    std::optional<std::vector<float>> push(const std::vector<float> &sample) {
+        return push(sample.data(), static_cast<int64_t>(sample.size()));
+    }
+
+    /// Forgets every pushed sample: the next push starts a new recording.
+    void reset() { detail::check(cebra_stream_reset(handle_)); }
+
+private:
+    CebraStream *handle_ = nullptr;
+    int64_t num_input_ = 0, num_output_ = 0;
 };
 
 // ---- criterions ---------------------------------------------------------------------------------------

@@ -95,6 +95,8 @@ inline double max_abs(const float *v, size_t n) {
 cebra::Model make_offset10_model();
 void test_callbacks();
 void test_handles();
+// Defined in test_transform.cpp: Model::transform and Stream (quick: fewer fixture cases).
+void test_transform(bool quick);
 
 }  // namespace test
 

@@ -1,6 +1,6 @@
 // test_main.cpp: cebra.hpp against the reference fixtures of tests/fixtures/ (what the C suite's
-// test_api.c checks, through the C++ API), and exceptions on bad input. test_callbacks.cpp is the
-// second translation unit of the same program.
+// test_api.c checks, through the C++ API), and exceptions on bad input. test_callbacks.cpp and
+// test_transform.cpp are the other translation units of the same program.
 #include <cstring>
 #include <memory>
 #include <string>
@@ -347,6 +347,7 @@ int main() {
     test_similarity();
     test::test_callbacks();
     test::test_handles();
+    test::test_transform(quick_mode());
     manifest.reset();
     std::printf("RESULT test_cpp: %ld passed, %ld failed\n", test::passed, test::failed);
     return test::failed == 0 ? 0 : 1;

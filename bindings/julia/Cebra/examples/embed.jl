@@ -1,4 +1,5 @@
-# Embeds a synthetic recording with offset10-model; ARGS[1] (optional): weights (.safetensors).
+# Embeds a synthetic recording with offset10-model, whole and streamed; ARGS[1] (optional): weights
+# (.safetensors).
 using Cebra
 
 neurons, time = 7, 16                      # at least the receptive field of 10 steps
@@ -9,4 +10,9 @@ isempty(ARGS) || load!(model, ARGS[1])
 y = forward(model, x)                      # out_time × 3
 println("out_time = ", size(y, 1))
 println("embedding[0] = ", join((string(v >= 0 ? "+" : "", round(v; digits = 4)) for v in y[1, :]), " "))
+z = transform(model, x)                    # time × 3: a row per step (edges padded), as CEBRA.transform
+stream = Stream(model)                     # the same rows one step at a time, as samples arrive
+rows = [push!(stream, x[t, :]) for t in 1:time]  # nothing for the first 9 steps
+println("stream = transform: ", all(rows[t] ≈ z[t-lookahead(stream), :] for t in 10:time))
+close(stream)
 close(model)

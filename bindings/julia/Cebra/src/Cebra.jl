@@ -6,6 +6,9 @@ arrays. Array conventions: Julia stores arrays column by column, so a C array of
 `(batch, channels, time)` is the Julia array of size `(time, channels, batch)` (same bytes, no copy or
 transpose), and a C matrix `(n, d)` of `n` samples is the Julia matrix `d × n` (one sample a column).
 
+A whole recording is a `time × neurons` matrix (`transform`, `Stream`), as Julia stores it (the C
+side reads it column-major, without a transpose).
+
 The raw C functions are in the submodule `Cebra.LibCebra`, generated from `cebra.h`.
 """
 module Cebra
@@ -17,7 +20,8 @@ const L = LibCebra
 export CebraError, Model, Criterion, forward, backward, load!, save, offset, load_model, get_options,
        criterion_options, register, unregister, num_input, num_output, resample_factor, num_parameters,
        output_time, set_training!, set_output_num!, forward_classifier, temperature, dot_similarity,
-       euclidean_similarity, infonce, manual_seed!, set_num_threads!, cuda_is_available
+       euclidean_similarity, infonce, manual_seed!, set_num_threads!, cuda_is_available, transform, Stream,
+       lookahead, reset!
 
 # Functions of cebra.h that the high-level API does not wrap. `make julia-check` reads this list (the
 # lines "#   not wrapped: <function> -- <reason>") and fails when a header function is neither used below
@@ -409,6 +413,98 @@ Saves the weights with the architecture in the metadata (`load_model` rebuilds t
 `safetensors.torch.load_file` reads the weights).
 """
 save(model::Model, path::AbstractString) = check(L.cebra_model_save(model, cstring(path)))
+
+# ---- whole recordings and streaming -------------------------------------------------------------
+
+"""
+    transform(model, X::AbstractMatrix{<:Real}; pad = true, batch_size = 0) -> Matrix{Float32}
+
+Embeds the whole recording `X` (`time × neurons`) as the reference `CEBRA.transform` does and returns
+the `time × num_output` embedding. With `pad = true` (the reference default) the edges are repeated so
+that every input step has an output row; without, there is one row per full receptive field
+(`time - left - right + 1`). `batch_size = 0` is one pass, otherwise chunks of that many steps (same
+rows, memory bounded by the chunk). Resampling models give fewer rows. `X` is passed as it is when it
+is a `Matrix{Float32}`, otherwise converted once.
+"""
+function transform(model::Model, X::AbstractMatrix{<:Real}; pad::Bool = true, batch_size::Integer = 0)
+    data = dense32(X)
+    timesteps, neurons = size(data)
+    outputs = num_output(model)
+    # No call gives the row count beforehand; it never exceeds `timesteps` (padding gives exactly that
+    # many, no padding or resampling fewer), and the rows' values come first in `out`.
+    out = Matrix{Float32}(undef, timesteps, outputs)
+    rows = Ref{Int64}(0)
+    check(L.cebra_model_transform(model, data, Int64(timesteps), Int64(neurons), L.CEBRA_LAYOUT_COL_MAJOR,
+                                  Int64(batch_size), UInt8(pad), out, Csize_t(length(out)), rows))
+    r = Int(rows[])
+    return r == timesteps ? out : reshape(vec(out)[1:r*outputs], r, outputs)
+end
+
+"""
+    Stream(model)
+
+Embeds a recording one time step at a time: `push!(stream, sample)` with the `num_input(model)`
+values of one step returns `nothing` until a receptive field of steps (`left + right`) was pushed,
+then the embedding (`Vector{Float32}` of `num_output(model)` values) of the step `lookahead(stream)`
+steps before the newest, equal to that row of `transform(model, X)`. `reset!` starts a new recording.
+The stream keeps its model alive (closing the model first is fine); it is freed by `close(stream)` or
+the garbage collector. Resampling models cannot stream (`CEBRA_STATUS_UNSUPPORTED`).
+"""
+mutable struct Stream
+    ptr::Ptr{L.CebraStream}
+    num_input::Int
+    num_output::Int
+
+    function Stream(model::Model)
+        n, o = num_input(model), num_output(model)
+        out = Ref{Ptr{L.CebraStream}}(C_NULL)
+        check(L.cebra_stream_new(model, out))
+        stream = new(out[], n, o)
+        finalizer(close, stream)
+        return stream
+    end
+end
+
+"""Frees the stream's handle now (later calls on it throw an `ArgumentError`); repeated calls are fine."""
+function Base.close(stream::Stream)
+    ptr = stream.ptr
+    stream.ptr = C_NULL
+    L.cebra_stream_free(ptr)
+    return nothing
+end
+
+function Base.unsafe_convert(::Type{Ptr{L.CebraStream}}, stream::Stream)
+    stream.ptr == C_NULL && throw(ArgumentError("the stream is closed"))
+    return stream.ptr
+end
+
+"""
+    push!(stream, sample::AbstractVector{<:Real}) -> Union{Vector{Float32},Nothing}
+
+Feeds one time step; returns the embedding of the step `lookahead(stream)` before it, or `nothing`
+while fewer than a receptive field of steps were pushed.
+"""
+function Base.push!(stream::Stream, sample::AbstractVector{<:Real})
+    x = dense32(sample)
+    embedding = Vector{Float32}(undef, stream.num_output)
+    ready = Ref{UInt8}(0)
+    check(L.cebra_stream_push(stream, x, Int64(length(x)), embedding, Csize_t(length(embedding)), ready))
+    return ready[] == 0 ? nothing : embedding
+end
+
+"""Steps between the newest pushed sample and the step whose embedding `push!` returns (`right - 1`
+of the model's offset)."""
+function lookahead(stream::Stream)
+    steps = Ref{Int64}(0)
+    check(L.cebra_stream_lookahead(stream, steps))
+    return Int(steps[])
+end
+
+"""Forgets every pushed sample: the next `push!` starts a new recording."""
+function reset!(stream::Stream)
+    check(L.cebra_stream_reset(stream))
+    return stream
+end
 
 # ---- criterions -----------------------------------------------------------------------------------
 

@@ -82,6 +82,14 @@ An opaque model handle. Calls on one handle are serialised; different handles ru
 mutable struct CebraModel end
 
 """
+    CebraStream
+
+An opaque streaming handle over one model (it keeps the model alive). Calls on one handle are
+serialised.
+"""
+mutable struct CebraStream end
+
+"""
     CebraStatus
 
 A status code. Numbers are stable and never reused.
@@ -705,6 +713,100 @@ const _cebra_cuda_is_available_pointer = _function_pointer_cache()
 """
 function cebra_cuda_is_available()
     ccall(_function_pointer(_cebra_cuda_is_available_pointer, :cebra_cuda_is_available), UInt8, ())
+end
+
+const _cebra_model_transform_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_model_transform(struct CebraModel *model, const float *data, int64_t num_timesteps, int64_t num_neurons, uint32_t layout, int64_t batch_size, uint8_t pad, float *out, size_t out_len, int64_t *out_timesteps)
+
+Embeds a whole `(num_timesteps, num_neurons)` recording as the reference `CEBRA.transform` does:
+with `pad != 0` edge-replicating padding (one output row per input step), without it one row per
+full receptive field; `batch_size` 0 is one pass, otherwise chunks of that many steps (same
+rows). `out` receives `(*out_timesteps, num_output)` in the same `layout` as `data`.
+
+# Safety
+`model` is NULL or a live handle; `data` is NULL or holds `num_timesteps * num_neurons` floats;
+`out` is NULL or holds `out_len` writable floats; `out_timesteps` is NULL or writable.
+"""
+function cebra_model_transform(model, data, num_timesteps, num_neurons, layout, batch_size, pad, out, out_len, out_timesteps)
+    ccall(_function_pointer(_cebra_model_transform_pointer, :cebra_model_transform), CebraStatus, (Ptr{CebraModel}, Ptr{Cfloat}, Int64, Int64, UInt32, Int64, UInt8, Ptr{Cfloat}, Csize_t, Ptr{Int64}), model, data, num_timesteps, num_neurons, layout, batch_size, pad, out, out_len, out_timesteps)
+end
+
+const _cebra_stream_new_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_stream_new(struct CebraModel *model, struct CebraStream **out)
+
+A streaming handle over `model` (which may be freed before the stream). Built-in models are
+compiled (weights captured now); others run through libtorch. Resampling models: UNSUPPORTED.
+
+# Safety
+`model` is NULL or a live handle; `out` is NULL or a writable `CebraStream*`.
+"""
+function cebra_stream_new(model, out)
+    ccall(_function_pointer(_cebra_stream_new_pointer, :cebra_stream_new), CebraStatus, (Ptr{CebraModel}, Ptr{Ptr{CebraStream}}), model, out)
+end
+
+const _cebra_stream_free_pointer = _function_pointer_cache()
+
+"""
+    void cebra_stream_free(struct CebraStream *stream)
+
+Releases a stream; NULL is a no-op.
+
+# Safety
+`stream` is NULL or a handle from `cebra_stream_new` not freed before.
+"""
+function cebra_stream_free(stream)
+    ccall(_function_pointer(_cebra_stream_free_pointer, :cebra_stream_free), Cvoid, (Ptr{CebraStream},), stream)
+end
+
+const _cebra_stream_push_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_stream_push(struct CebraStream *stream, const float *sample, int64_t num_neurons, float *embedding, size_t embedding_len, uint8_t *ready)
+
+Feeds one time step (`num_neurons` values). While fewer than a receptive field of steps were
+pushed, sets `*ready = 0` and writes nothing; then sets `*ready = 1` and writes the embedding
+(`num_output` values) of the step `lookahead` steps before the newest. No heap allocation after
+the first push (compiled models).
+
+# Safety
+`stream` is NULL or a live handle; `sample` is NULL or holds `num_neurons` floats; `embedding` is
+NULL or holds `embedding_len` writable floats; `ready` is NULL or writable.
+"""
+function cebra_stream_push(stream, sample, num_neurons, embedding, embedding_len, ready)
+    ccall(_function_pointer(_cebra_stream_push_pointer, :cebra_stream_push), CebraStatus, (Ptr{CebraStream}, Ptr{Cfloat}, Int64, Ptr{Cfloat}, Csize_t, Ptr{UInt8}), stream, sample, num_neurons, embedding, embedding_len, ready)
+end
+
+const _cebra_stream_lookahead_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_stream_lookahead(const struct CebraStream *stream, int64_t *steps)
+
+The number of steps between the newest pushed sample and the step whose embedding a push
+writes: `right - 1` of the model's offset.
+
+# Safety
+`stream` is NULL or a live handle; `steps` is NULL or writable.
+"""
+function cebra_stream_lookahead(stream, steps)
+    ccall(_function_pointer(_cebra_stream_lookahead_pointer, :cebra_stream_lookahead), CebraStatus, (Ptr{CebraStream}, Ptr{Int64}), stream, steps)
+end
+
+const _cebra_stream_reset_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_stream_reset(struct CebraStream *stream)
+
+Forgets every pushed sample (the next push starts a new recording).
+
+# Safety
+`stream` is NULL or a live handle.
+"""
+function cebra_stream_reset(stream)
+    ccall(_function_pointer(_cebra_stream_reset_pointer, :cebra_stream_reset), CebraStatus, (Ptr{CebraStream},), stream)
 end
 
 end # module LibCebra

@@ -263,6 +263,100 @@ end
     end
 end
 
+# The reference transform fixtures (tools/reference/make_transform_fixtures.py), as check_transform_case
+# in test_api.c: padded and not, one pass and chunked, column-major (a Julia matrix as it is) and
+# row-major (through LibCebra); then a stream over the same model.
+function check_transform_case(case, units, outputs)
+    L = Cebra.LibCebra
+    f = read_safetensors(fixture("transform", "$case.safetensors"))
+    rowmajor_input = f.tensors["input"]              # neurons × time: the C (time, neurons) bytes
+    X = permutedims(rowmajor_input)                  # time × neurons
+    t, n = size(X)
+    m = Model(f.metadata["name"], n, units, outputs)
+    load!(m, fixture(f.metadata["weights"]))
+    left, right = offset(m)
+    for pad in (false, true), batch_size in (0, 7)
+        want = permutedims(f.tensors[pad ? "padded" : "unpadded"])  # rows × outputs
+        y = transform(m, X; pad = pad, batch_size = batch_size)
+        @test y isa Matrix{Float32}
+        @test size(y) == size(want)
+        @test maximum(abs.(y .- want)) <= 1e-5
+        # Row-major data through the raw function: the output is row-major too (outputs × rows here).
+        out = Matrix{Float32}(undef, outputs, size(want, 1))
+        rows = Ref{Int64}(-1)
+        @test L.cebra_model_transform(m, rowmajor_input, Int64(t), Int64(n), L.CEBRA_LAYOUT_ROW_MAJOR,
+                                      Int64(batch_size), UInt8(pad), out, Csize_t(length(out)), rows) == L.CEBRA_STATUS_OK
+        @test rows[] == size(want, 1)
+        @test maximum(abs.(permutedims(out) .- want)) <= 1e-5
+    end
+    # Defaults (one padded pass); other element types and array kinds are converted.
+    @test transform(m, X) == transform(m, X; pad = true, batch_size = 0)
+    @test transform(m, Float64.(X)) == transform(m, X)
+    @test transform(m, transpose(rowmajor_input)) == transform(m, X)
+    if resample_factor(m) != 1
+        e = try Stream(m); nothing catch e; e end
+        @test e isa CebraError && e.status == L.CEBRA_STATUS_UNSUPPORTED
+        close(m)
+        return
+    end
+    padded = transform(m, X)
+    s = Stream(m)
+    close(m)  # the stream keeps the model alive
+    @test lookahead(s) == right - 1
+    for round in 1:2
+        ready_ok, rows_ok = true, true
+        for k in 1:t  # push k (1-based) is ready from left + right on, with row k - lookahead
+            e = push!(s, X[k, :])
+            ready_ok &= (e !== nothing) == (k >= left + right)
+            if e !== nothing
+                rows_ok &= e isa Vector{Float32} && maximum(abs.(e .- padded[k-lookahead(s), :])) <= 1e-5
+            end
+        end
+        @test ready_ok
+        @test rows_ok
+        @test reset!(s) === s
+    end
+    close(s)
+    close(s)  # twice is fine
+    @test_throws ArgumentError lookahead(s)
+    @test_throws ArgumentError push!(s, X[1, :])
+end
+
+@testset "transform and stream" begin
+    for (case, units, outputs) in (("offset10-model", 12, 3), ("offset36-model-more-dropout", 12, 3),
+                                   ("offset1-model-mse-resnet-3layers-tanh", 12, 3),
+                                   ("offset40-model-4x-subsample", 12, 3), ("offset10-model-wide", 32, 8))
+        @testset "$case" begin check_transform_case(case, units, outputs) end
+    end
+    # A model trained in Python and converted (tools/convert_cebra_checkpoint.py).
+    f = read_safetensors(fixture("checkpoint", "offset10-model.transform.safetensors"))
+    m = load_model(fixture("checkpoint", "offset10-model.safetensors"))
+    @test maximum(abs.(transform(m, permutedims(f.tensors["input"])) .- permutedims(f.tensors["padded"]))) <= 1e-5
+    close(m)
+
+    # Bad input: a CebraError with the status naming the problem, nothing else touched.
+    status(f) = try f(); nothing catch e; e isa CebraError ? e.status : e end
+    L = Cebra.LibCebra
+    m = Model("offset10-model", 7, 12, 3)
+    x = fill(0.25f0, 20, 7)
+    @test status(() -> transform(m, x[:, 1:6])) == L.CEBRA_STATUS_SHAPE_MISMATCH     # 6 neurons, model has 7
+    @test status(() -> transform(m, x[1:9, :])) == L.CEBRA_STATUS_SHAPE_MISMATCH     # shorter than the field
+    @test status(() -> transform(m, x[1:9, :]; pad = false)) == L.CEBRA_STATUS_SHAPE_MISMATCH
+    @test status(() -> transform(m, x; batch_size = -1)) == L.CEBRA_STATUS_INVALID_ARGUMENT
+    @test status(() -> transform(m, zeros(Float32, 0, 7))) == L.CEBRA_STATUS_INVALID_ARGUMENT
+    @test size(transform(m, x; pad = false, batch_size = 3)) == (11, 3)
+    s = Stream(m)
+    @test status(() -> push!(s, zeros(Float32, 6))) == L.CEBRA_STATUS_SHAPE_MISMATCH
+    # Failed pushes are not counted: still ten pushes to the first embedding.
+    @test [push!(s, x[k, :]) === nothing for k in 1:10] == [fill(true, 9); false]
+    close(s)
+    @test status(() -> Stream(Model("offset4-model-2x-subsample", 7, 12, 3))) == L.CEBRA_STATUS_UNSUPPORTED
+    close(m)
+    @test_throws ArgumentError Stream(m)   # a closed model
+    @test_throws ArgumentError transform(m, x)
+    GC.gc()
+end
+
 @testset "callback models" begin
     calls = Ref(0)
     # y[t, o, b] = scale * sum of the window of x[:, o % num_input, b] + o (as cb_forward in test_api.c).
