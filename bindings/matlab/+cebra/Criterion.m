@@ -46,7 +46,6 @@ classdef Criterion < handle
         catch
           % Already released.
         end
-        obj.Id = [];
       end
     end
 

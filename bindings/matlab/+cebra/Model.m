@@ -63,7 +63,6 @@ classdef Model < handle
         catch
           % Already released (e.g. the gateway was reset); nothing left to free.
         end
-        obj.Id = [];
       end
     end
 
