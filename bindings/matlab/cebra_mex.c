@@ -133,17 +133,25 @@ static void update_lock(void) {
     }
 }
 
-static void release_slot(handle_slot *slot) {
-    switch (slot->kind) {
-    case KIND_MODEL: cebra_model_free((CebraModel *)slot->ptr); break;
-    case KIND_CRITERION: cebra_criterion_free((CebraCriterion *)slot->ptr); break;
+static void free_object(handle_kind kind, void *ptr) {
+    switch (kind) {
+    case KIND_MODEL: cebra_model_free((CebraModel *)ptr); break;
+    case KIND_CRITERION: cebra_criterion_free((CebraCriterion *)ptr); break;
     default: break;
     }
+}
+
+static void release_slot(handle_slot *slot) {
+    /* The slot is marked free before the object goes: freeing a callback model may run
+       matlab_free, which updates the lock from live_handles. */
+    handle_kind kind = slot->kind;
+    void *ptr = slot->ptr;
     slot->kind = KIND_FREE;
     slot->ptr = NULL;
     slot->label_num = 0;
     slot->generation++;
     live_handles--;
+    free_object(kind, ptr);
 }
 
 /* Frees what is left when MATLAB/Octave unloads the mex (at exit: nothing is locked then). */
@@ -156,8 +164,8 @@ static void at_exit(void) {
     slot_count = slot_capacity = 0;
 }
 
-/* Stores a new library object and returns its id as a MATLAB double. On failure to grow the table the
-   object is freed first, so nothing leaks. */
+/* Stores a new library object and returns its id as a MATLAB double. When the table cannot take it the
+   object is freed before the error, so nothing leaks. */
 static mxArray *new_handle(handle_kind kind, void *ptr) {
     size_t i;
     handle_slot *slot = NULL;
@@ -167,23 +175,15 @@ static mxArray *new_handle(handle_kind kind, void *ptr) {
             break;
         }
     if (!slot) {
-        if ((double)slot_count >= SLOT_LIMIT || (slot_count == slot_capacity && !(slot_capacity < SIZE_MAX / 2))) {
-            handle_slot tmp = {KIND_FREE, 0, NULL, 0};
-            tmp.kind = kind;
-            tmp.ptr = ptr;
-            live_handles++;
-            release_slot(&tmp);
+        if ((double)slot_count >= SLOT_LIMIT) {
+            free_object(kind, ptr);
             fail("INVALID_ARGUMENT", "too many live cebra handles (%.0f); delete some first", SLOT_LIMIT);
         }
         if (slot_count == slot_capacity) {
             size_t capacity = slot_capacity ? slot_capacity * 2 : 64;
-            handle_slot *grown = realloc(slots, capacity * sizeof *grown);
+            handle_slot *grown = (handle_slot *)realloc(slots, capacity * sizeof *grown);
             if (!grown) {
-                handle_slot tmp = {KIND_FREE, 0, NULL, 0};
-                tmp.kind = kind;
-                tmp.ptr = ptr;
-                live_handles++;
-                release_slot(&tmp);
+                free_object(kind, ptr);
                 fail("INVALID_ARGUMENT", "out of memory for the handle table");
             }
             slots = grown;
