@@ -37,8 +37,11 @@ ABI := $(shell sed -n 's/^const ABI_VERSION: u32 = \([0-9]*\);/\1/p' build.rs)
 
 # System tools, checked (and installed with apt-get when possible) before any long step.
 TOOL_GROUPS :=
-ifneq ($(filter build demo c-test cargo-test header-check,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifneq ($(filter build demo c-test cargo-test header-check matlab matlab-test,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
   TOOL_GROUPS += build
+endif
+ifneq ($(filter matlab matlab-test,$(MAKECMDGOALS)),)
+  TOOL_GROUPS += matlab
 endif
 ifneq ($(filter test,$(MAKECMDGOALS)),)
   TOOL_GROUPS += test
@@ -172,7 +175,7 @@ julia-check: build $(JULIA_CHECK_PY)/.installed
 	  --lib "$(RELEASE)/libcebra.so"
 
 # The MATLAB/Octave binding (bindings/matlab/Makefile): the mex against the release library, and the
-# Octave suite (Octave and liboctave-dev are installed when missing, tools/ensure-tools.sh matlab).
+# Octave suite (Octave and liboctave-dev are installed when missing: tools/ensure-tools.sh matlab).
 matlab: build
 	$(MAKE) --no-print-directory -C bindings/matlab LIBDIR="$(RELEASE)"
 

@@ -28,26 +28,6 @@
 #include "mex.h"
 #include "cebra.h"
 
-#if CEBRA_ABI_VERSION < 2 /* TEMPORARY-ABI1-COMPAT: removed once ABI 2 is on main */
-static CebraStatus compat_backward(CebraCriterion *c, const float *r, const float *p, int64_t n, const float *ng, int64_t m, int64_t d, float *loss, float *gr, size_t grl, float *gp, size_t gpl, float *gn, size_t gnl, double *gt) {
-    (void)grl; (void)gpl; (void)gnl;
-    return cebra_criterion_backward(c, r, p, n, ng, m, d, loss, gr, gp, gn, gt);
-}
-#define cebra_criterion_backward compat_backward
-static CebraStatus compat_dot(const float *r, const float *p, int64_t n, const float *ng, int64_t m, int64_t d, float *a, size_t al, float *b, size_t bl) { (void)al; (void)bl; return cebra_dot_similarity(r, p, n, ng, m, d, a, b); }
-static CebraStatus compat_euc(const float *r, const float *p, int64_t n, const float *ng, int64_t m, int64_t d, float *a, size_t al, float *b, size_t bl) { (void)al; (void)bl; return cebra_euclidean_similarity(r, p, n, ng, m, d, a, b); }
-#define cebra_dot_similarity compat_dot
-#define cebra_euclidean_similarity compat_euc
-static CebraStatus cebra_model_output_time(const CebraModel *m, int64_t t, int64_t *out) {
-    int64_t l = 0, r = 0, f = 1; CebraStatus s = cebra_model_get_offset(m, &l, &r);
-    if (s) return s;
-    cebra_model_resample_factor(m, &f);
-    if (t < l + r) return CEBRA_STATUS_SHAPE_MISMATCH;
-    *out = f == 1 ? t - (l + r) + 1 : (t - (l + r)) / f + 1;
-    return 0;
-}
-#endif
-
 #ifdef _WIN32
 #include <windows.h>
 typedef DWORD thread_id;
