@@ -181,6 +181,11 @@ matlab: build
 
 matlab-test: build
 	$(MAKE) --no-print-directory -C bindings/matlab LIBDIR="$(RELEASE)" test
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/cebra-matlab-install.XXXXXX"); \
+	trap 'rm -rf "$$tmp"' EXIT; \
+	$(MAKE) --no-print-directory install PREFIX="$$tmp/prefix" LIBTORCH="$(LIBTORCH)" >/dev/null; \
+	$(MAKE) --no-print-directory -C bindings/matlab install PREFIX="$$tmp/prefix" >/dev/null; \
+	$(MAKE) --no-print-directory -C bindings/matlab install-test PREFIX="$$tmp/prefix"
 
 # Installs what `make build` made; builds and fetches nothing. libcebra.so.$(ABI).$(VERSION) with the
 # links libcebra.so.$(ABI) (the SONAME) and libcebra.so; the libtorch libraries it loads go to
