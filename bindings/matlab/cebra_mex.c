@@ -685,9 +685,6 @@ static void cmd_model_forward(int nlhs, mxArray *plhs[], int nrhs, const mxArray
     check(cebra_model_output_time(model, time, &out_time));
     n_out = (size_t)(batch * num_output * out_time);
     y = (float *)mxMalloc((n_out ? n_out : 1) * sizeof *y);
-    callback_message[0] = '\0';
-    matlab_thread = current_thread();
-    matlab_thread_known = 1;
     check(cebra_model_forward(model, x, batch, channels, time, y, n_out, &written));
     out_dims[0] = (mwSize)written;
     out_dims[1] = (mwSize)num_output;
@@ -985,6 +982,10 @@ void mexFunction(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
         mexAtExit(at_exit);
         initialised = 1;
     }
+    /* The gateway always runs on MATLAB's thread: callbacks check that they do too. */
+    matlab_thread = current_thread();
+    matlab_thread_known = 1;
+    callback_message[0] = '\0';
     if (nrhs < 1 || !mxIsChar(prhs[0]) || mxGetString(prhs[0], command, sizeof command) != 0)
         fail("INVALID_ARGUMENT", "cebra_mex: the first argument must be a command name; use the +cebra package");
     for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {
