@@ -134,7 +134,7 @@ static void release_slot(handle_slot *slot) {
     free_object(kind, ptr);
 }
 
-/* Frees what is left when MATLAB/Octave unloads the mex (at exit: nothing is locked then). */
+/* Frees what is left when MATLAB/Octave unloads the mex: at exit (the lock keeps it loaded before). */
 static void at_exit(void) {
     size_t i;
     for (i = 0; i < slot_count; i++)
@@ -217,9 +217,15 @@ static char *get_string(const mxArray *a, const char *what) {
     char *s;
     if (!mxIsChar(a) || (mxGetM(a) > 1 && mxGetNumberOfElements(a) > 0) || mxGetNumberOfDimensions(a) > 2)
         fail("INVALID_ARGUMENT", "%s must be a character row vector (text)", what);
+    {
+        /* A NUL would silently cut the C string short. */
+        const mxChar *chars = mxGetChars(a);
+        size_t i, n = mxGetNumberOfElements(a);
+        for (i = 0; chars && i < n; i++)
+            if (chars[i] == 0) fail("INVALID_ARGUMENT", "%s contains a NUL character", what);
+    }
     s = mxArrayToString(a);
     if (!s) fail("INVALID_ARGUMENT", "%s cannot be converted to text", what);
-    if (strlen(s) != mxGetNumberOfElements(a)) fail("INVALID_ARGUMENT", "%s contains a NUL character", what);
     return s;
 }
 

@@ -412,6 +412,8 @@ expect_error(@() cebra.Model('offset10-model', 0, 12, 3), IA);
 expect_error(@() cebra.Model('offset10-model', 7.5, 12, 3), IA, 'integer');
 expect_error(@() cebra.Model('offset10-model', [7 7], 12, 3), IA, 'scalar');
 expect_error(@() cebra.Model(42, 7, 12, 3), IA, 'text');
+expect_error(@() cebra.Model(['offset10-model' char(0) 'x'], 7, 12, 3), IA, 'NUL');
+expect_error(@() cebra.Model(['offset10-model'; 'offset10-model'], 7, 12, 3), IA, 'row vector');
 expect_error(@() cebra.Model('offset10-model', 7), IA, 'usage');
 expect_error(@() load(m, fullfile(env.tmp, 'no-such-file.safetensors')), 'cebra:IO');
 text_file = fullfile(env.tmp, 'not-safetensors.txt');
