@@ -76,12 +76,13 @@ static void check(CebraStatus status) {
 
 /* ---- handle table ---------------------------------------------------------------------------- */
 
-typedef enum { KIND_FREE = 0, KIND_MODEL, KIND_CRITERION } handle_kind;
+typedef enum { KIND_FREE = 0, KIND_MODEL, KIND_CRITERION, KIND_STREAM } handle_kind;
 
 static const char *kind_name(handle_kind kind) {
     switch (kind) {
     case KIND_MODEL: return "cebra.Model";
     case KIND_CRITERION: return "cebra.Criterion";
+    case KIND_STREAM: return "cebra.Stream";
     default: return "freed";
     }
 }
@@ -91,6 +92,7 @@ typedef struct {
     uint32_t generation; /* bumped when the slot is freed, so old ids of the slot go stale */
     void *ptr;
     int64_t label_num;   /* models: classifier head size once known, else 0 */
+    int64_t num_output;  /* streams: embedding size */
 } handle_slot;
 
 /* ids are generation * SLOT_LIMIT + slot + 1: exact in a double (< 2^52), never 0. */
@@ -117,6 +119,7 @@ static void free_object(handle_kind kind, void *ptr) {
     switch (kind) {
     case KIND_MODEL: cebra_model_free((CebraModel *)ptr); break;
     case KIND_CRITERION: cebra_criterion_free((CebraCriterion *)ptr); break;
+    case KIND_STREAM: cebra_stream_free((CebraStream *)ptr); break;
     default: break;
     }
 }
@@ -175,6 +178,7 @@ static mxArray *new_handle(handle_kind kind, void *ptr) {
     slot->kind = kind;
     slot->ptr = ptr;
     slot->label_num = 0;
+    slot->num_output = 0;
     live_handles++;
     update_lock();
     return mxCreateDoubleScalar((double)slot->generation * SLOT_LIMIT + (double)(slot - slots) + 1.0);
@@ -935,6 +939,109 @@ static void cmd_infonce(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs
     if (nlhs > 2) plhs[2] = make_rows(cls, 1, 1, &uniform);
 }
 
+/* ---- whole recordings and streaming ---------------------------------------------------------- */
+
+/* Y = transform(X): X time x neurons (MATLAB's column-major layout, passed as it is), Y time x output. */
+static void cmd_model_transform(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    CebraModel *model;
+    const float *x;
+    float *y;
+    int64_t time, neurons, left = 0, right = 0, num_output = 0, out_time = 0, written = 0, batch_size;
+    uint8_t pad;
+    mwSize dims[2];
+    (void)nlhs;
+    need_args(nrhs, 5, "model_transform(id, X, pad, batch_size)");
+    model = get_model(prhs[1]);
+    x = as_float(prhs[2], "X");
+    if (mxGetNumberOfDimensions(prhs[2]) != 2) fail("INVALID_ARGUMENT", "X must be a time x neurons matrix");
+    time = (int64_t)mxGetM(prhs[2]);
+    neurons = (int64_t)mxGetN(prhs[2]);
+    pad = (uint8_t)get_flag(prhs[3], "Pad");
+    batch_size = (int64_t)get_integer(prhs[4], "BatchSize", 0, 1e15);
+    check(cebra_model_num_output(model, &num_output));
+    check(cebra_model_get_offset(model, &left, &right));
+    /* At most one row per (padded) input step: padding adds left steps before and right - 1 after.
+       The library writes `written` rows, compactly, and reports them. */
+    out_time = pad ? time + left + right - 1 : time;
+    if (out_time < 1) out_time = 1;
+    y = (float *)mxMalloc((size_t)(out_time * num_output) * sizeof *y);
+    check(cebra_model_transform(model, x, time, neurons, CEBRA_LAYOUT_COL_MAJOR, batch_size, pad, y,
+                                (size_t)(out_time * num_output), &written));
+    /* Column-major output of `written` rows: its first written * num_output values. */
+    dims[0] = (mwSize)written;
+    dims[1] = (mwSize)num_output;
+    plhs[0] = make_array(mxGetClassID(prhs[2]), 2, dims, y);
+}
+
+static void cmd_stream_new(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    CebraModel *model;
+    CebraStream *stream = NULL;
+    int64_t num_output = 0;
+    mxArray *id;
+    (void)nlhs;
+    need_args(nrhs, 2, "stream_new(model_id)");
+    model = get_model(prhs[1]);
+    check(cebra_model_num_output(model, &num_output));
+    check(cebra_stream_new(model, &stream));
+    id = new_handle(KIND_STREAM, stream);
+    find_slot(id)->num_output = num_output;
+    plhs[0] = id;
+}
+
+/* [Y, ready] = push(X): pushes the rows of X (samples x neurons) in order; Y holds the embeddings of
+   the pushes that gave one (one row each), ready says which pushes did. */
+static void cmd_stream_push(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    handle_slot *slot;
+    size_t rows, cols, i, j, count = 0;
+    const float *x;
+    float *sample, *embeddings;
+    mxLogical *ready_out = NULL;
+    mxClassID cls;
+    need_args(nrhs, 3, "stream_push(id, X)");
+    slot = get_slot(prhs[1], KIND_STREAM);
+    /* No rows (e.g. X(1:0, :) in a loop): nothing to push. */
+    if ((mxIsSingle(prhs[2]) || mxIsDouble(prhs[2])) && !mxIsComplex(prhs[2]) && !mxIsSparse(prhs[2]) &&
+        mxGetNumberOfDimensions(prhs[2]) == 2 && mxGetM(prhs[2]) == 0) {
+        plhs[0] = mxCreateNumericMatrix(0, (size_t)slot->num_output, mxGetClassID(prhs[2]), mxREAL);
+        if (nlhs > 1) plhs[1] = mxCreateLogicalMatrix(0, 1);
+        return;
+    }
+    x = as_float(prhs[2], "X");
+    cls = mxGetClassID(prhs[2]);
+    if (mxGetNumberOfDimensions(prhs[2]) != 2) fail("INVALID_ARGUMENT", "X must be a samples x neurons matrix");
+    rows = mxGetM(prhs[2]);
+    cols = mxGetN(prhs[2]);
+    sample = (float *)mxMalloc(cols * sizeof *sample);
+    embeddings = (float *)mxMalloc(rows * (size_t)slot->num_output * sizeof *embeddings);
+    if (nlhs > 1) {
+        plhs[1] = mxCreateLogicalMatrix(rows, 1);
+        ready_out = mxGetLogicals(plhs[1]);
+    }
+    for (i = 0; i < rows; i++) {
+        uint8_t ready = 0;
+        for (j = 0; j < cols; j++) sample[j] = x[j * rows + i];
+        check(cebra_stream_push((CebraStream *)slot->ptr, sample, (int64_t)cols, embeddings + count * (size_t)slot->num_output,
+                                (size_t)slot->num_output, &ready));
+        if (ready) count++;
+        if (ready_out) ready_out[i] = ready != 0;
+    }
+    plhs[0] = make_rows(cls, count, (size_t)slot->num_output, embeddings);
+}
+
+static void cmd_stream_lookahead(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    int64_t steps = 0;
+    (void)nlhs;
+    need_args(nrhs, 2, "stream_lookahead(id)");
+    check(cebra_stream_lookahead((const CebraStream *)get_slot(prhs[1], KIND_STREAM)->ptr, &steps));
+    plhs[0] = make_int(steps);
+}
+
+static void cmd_stream_reset(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    (void)nlhs; (void)plhs;
+    need_args(nrhs, 2, "stream_reset(id)");
+    check(cebra_stream_reset((CebraStream *)get_slot(prhs[1], KIND_STREAM)->ptr));
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 /* Commands by name; most are the C function's name without cebra_. `max_out` bounds nargout. */
@@ -978,6 +1085,11 @@ static const struct {
     {"dot_similarity", cmd_dot_similarity, 2},
     {"euclidean_similarity", cmd_euclidean_similarity, 2},
     {"infonce", cmd_infonce, 3},
+    {"model_transform", cmd_model_transform, 1},
+    {"stream_new", cmd_stream_new, 1},
+    {"stream_push", cmd_stream_push, 2},
+    {"stream_lookahead", cmd_stream_lookahead, 1},
+    {"stream_reset", cmd_stream_reset, 0},
 };
 
 void mexFunction(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {

@@ -3,7 +3,8 @@
 % Setup: addpath('<libcebra>/bindings/matlab') after `make matlab` (or the install location).
 %
 % Models
-%   cebra.Model               - build, run, load and save a model
+%   cebra.Model               - build, run (forward, transform), load and save a model
+%   cebra.Stream              - online embedding, one time step at a time
 %   cebra.getOptions          - registered model names
 %   cebra.register            - a MATLAB function as a model
 %   cebra.unregister          - remove a registered name

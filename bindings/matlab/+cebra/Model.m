@@ -10,7 +10,8 @@ classdef Model < handle
 %   Methods:
 %     Y = forward(M, X)            the network on X (time x neurons, or time x neurons x batch);
 %                                  Y is outTime x numOutput (x batch)
-%     transform(M, X, ...)         whole-recording embedding (when the library provides it)
+%     Y = transform(M, X)          whole recording: X time x neurons -> Y time x numOutput (padded,
+%                                  as the reference); 'Pad', false; 'BatchSize', N
 %     load(M, PATH)                weights from a .safetensors file (reference state_dict names)
 %     save(M, PATH)                weights and architecture, readable by cebra.Model.fromFile
 %     [L, R] = offset(M)           receptive field: L + R input steps give one output step
@@ -29,10 +30,11 @@ classdef Model < handle
 %     m = cebra.Model('offset10-model', 7, 32, 3);
 %     X = randn(100, 7);                       % 100 time steps x 7 neurons
 %     Y = forward(m, X);                       % 91 x 3: one row per full receptive field
+%     E = transform(m, X);                     % 100 x 3: one row per time step (padded)
 %     save(m, 'model.safetensors');
 %     m2 = cebra.Model.fromFile('model.safetensors');
 %
-%   See also cebra.getOptions, cebra.register, cebra.Criterion, cebra.manualSeed.
+%   See also cebra.Stream, cebra.getOptions, cebra.register, cebra.Criterion, cebra.manualSeed.
 
   properties (SetAccess = private)
     Name = '';  % registry name the model was built from ('' when read from a file)
@@ -70,6 +72,17 @@ classdef Model < handle
       %FORWARD  Runs the network. X: time x neurons (x batch); Y: outTime x numOutput (x batch).
       %   outTime = outputTime(M, size(X, 1)). Y = forward(M, X).
       Y = cebra_mex('model_forward', obj.Id, X);
+    end
+
+    function Y = transform(obj, X, varargin)
+      %TRANSFORM  Embeds a whole recording, as the reference's CEBRA.transform.
+      %   Y = transform(M, X) with X time x neurons gives Y time x numOutput: the recording is padded
+      %   by repeating its edge values (left steps before, right - 1 after), so there is one row per
+      %   time step. transform(M, X, 'Pad', false) gives only the rows with a full receptive field
+      %   (as forward). 'BatchSize', N splits the work into chunks of N steps (same result, memory
+      %   bounded by the chunk; 0, the default, is one pass). Resampling models give fewer rows.
+      opts = cebra.internal.parseArgs(varargin, struct('Pad', true, 'BatchSize', 0), 'transform');
+      Y = cebra_mex('model_transform', obj.Id, X, cebra.internal.checkFlag(opts.Pad, 'Pad', 'transform'), opts.BatchSize);
     end
 
     function [left, right] = offset(obj)

@@ -20,7 +20,7 @@ cebra.setNumThreads(1);
 
 tests = {@test_version_and_runtime, @test_errors, @test_get_options, @test_models, @test_double_input, ...
          @test_roundtrip, @test_seed, @test_criterions, @test_similarity, @test_bad_inputs, ...
-         @test_callbacks, @test_handles, @test_help};
+         @test_transform, @test_callbacks, @test_handles, @test_help};
 for i = 1:numel(tests)
   name = func2str(tests{i});
   before = RESULTS.failed;
@@ -439,6 +439,80 @@ expect_error(@() cebra.getOptions([], 'Limit', -1), IA, 'limit');
 expect_error(@() cebra.getOptions([], 'Bogus', 1), IA, 'Bogus');
 end
 
+% ---- whole recordings and streaming ----------------------------------------------------------
+
+% The model of a transform fixture, with the reference's weights.
+function [m, file] = transform_model(env, name)
+file = ['transform/' name '.safetensors'];
+arch = meta(env, file, 'name');
+X = tensor(env, file, 'input');           % (T, N) row-major = N x T here
+if strcmp(name(max(1, end - 4):end), '-wide')
+  m = cebra.Model(arch, size(X, 1), 32, 8);
+else
+  m = cebra.Model(arch, size(X, 1), 12, 3);
+end
+load(m, fullfile(env.fixtures, meta(env, file, 'weights')));
+end
+
+function test_transform(env)
+cases = {'offset10-model', 'offset10-model-mse', 'offset5-model', 'offset15-model', ...
+         'offset36-model-more-dropout', 'offset10-model-mse-tanh', 'offset1-model', 'offset1-model-v4', ...
+         'offset1-model-v5', 'offset1-model-mse-clip-5-5', 'offset1-model-mse-resnet-3layers-tanh', ...
+         'offset1-model-mse-v2-2layers', 'offset40-model-4x-subsample', 'offset20-model-4x-subsample', ...
+         'offset10-model-wide'};
+for i = 1:numel(cases)
+  name = cases{i};
+  [m, file] = transform_model(env, name);
+  X = tensor(env, file, 'input')';        % time x neurons, as a MATLAB user has it
+  padded = tensor(env, file, 'padded')';
+  unpadded = tensor(env, file, 'unpadded')';
+  Y = transform(m, X);
+  check(isequal(size(Y), size(padded)) && close_to(Y, padded, 0, 1e-5), '%s: transform (padded by default)', name);
+  check(close_to(transform(m, X, 'Pad', false), unpadded, 0, 1e-5), '%s: transform, Pad false', name);
+  Yd = transform(m, double(X));
+  check(isa(Yd, 'double') && close_to(Yd, padded, 0, 1e-5), '%s: double input', name);
+  names = fixture_mex('names', fullfile(env.fixtures, file));
+  keys = {'batched_padded', 'batched_unpadded'};
+  for k = 1:2
+    if any(strcmp(names, keys{k}))
+      want = tensor(env, file, keys{k})';
+      got = transform(m, X, 'Pad', k == 1, 'BatchSize', str2double(meta(env, file, 'batch_size')));
+      check(close_to(got, want, 0, 1e-5), '%s: %s', name, keys{k});
+    end
+  end
+  % Streaming: pushing the recording row by row gives the unpadded rows (not for resampling models).
+  if resampleFactor(m) == 1
+    s = cebra.Stream(m);
+    [l, r] = offset(m);
+    check(lookahead(s) == r - 1, '%s: lookahead', name);
+    % Rows 1 .. L-1 (L = l + r) fill the receptive field; each later row completes one embedding.
+    [first, ready] = push(s, X(1:l + r - 1, :));
+    check(isempty(first) && numel(ready) == l + r - 1 && ~any(ready), '%s: nothing before the receptive field is full', name);
+    rest = zeros(0, size(unpadded, 2), 'single');
+    for t = l + r:size(X, 1)
+      rest = [rest; push(s, X(t, :))]; %#ok<AGROW>
+    end
+    check(close_to(rest, unpadded, 0, 1e-5), '%s: stream = unpadded transform', name);
+    reset(s);
+    [again, ready] = push(s, X);
+    check(close_to(again, unpadded, 0, 1e-5) && sum(ready) == size(unpadded, 1), '%s: reset, then all rows at once', name);
+    clear m                                % the stream keeps its model alive
+    reset(s);
+    check(close_to(push(s, X), unpadded, 0, 1e-5), '%s: the stream works after its model is cleared', name);
+  else
+    expect_error(@() cebra.Stream(m), 'cebra:UNSUPPORTED', [], sprintf('%s: streaming a resampling model', name));
+  end
+end
+m = cebra.Model('offset10-model', 7, 12, 3);
+expect_error(@() transform(m, randn(20, 6)), 'cebra:SHAPE_MISMATCH');
+expect_error(@() transform(m, randn(20, 7, 2)), 'cebra:INVALID_ARGUMENT', 'time x neurons');
+expect_error(@() transform(m, randn(20, 7), 'BatchSize', -1), 'cebra:INVALID_ARGUMENT', 'BatchSize');
+expect_error(@() transform(m, randn(20, 7), 'Pad', 3), 'cebra:INVALID_ARGUMENT', 'Pad');
+s = cebra.Stream(m);
+expect_error(@() push(s, randn(1, 6)), 'cebra:SHAPE_MISMATCH');
+expect_error(@() cebra.Stream(42), 'cebra:INVALID_ARGUMENT');
+end
+
 % ---- callback models -------------------------------------------------------------------------
 
 % The expected output of window_model: y(t, o, b) = scale * sum of the window of input channel
@@ -596,7 +670,7 @@ end
 % ---- help texts ------------------------------------------------------------------------------
 
 function test_help(env)
-public = {'cebra.Model', 'cebra.Criterion', 'cebra.getOptions', 'cebra.version', 'cebra.abiVersion', ...
+public = {'cebra.Model', 'cebra.Criterion', 'cebra.Stream', 'cebra.getOptions', 'cebra.version', 'cebra.abiVersion', ...
           'cebra.manualSeed', 'cebra.setNumThreads', 'cebra.cudaIsAvailable', 'cebra.register', ...
           'cebra.unregister', 'cebra.dotSimilarity', 'cebra.euclideanSimilarity', 'cebra.infonce'};
 for i = 1:numel(public)
