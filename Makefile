@@ -2,12 +2,14 @@
 #
 #   make build                 release library (target/release/libcebra.so, .a), include/cebra.h, CLI
 #   make test                  everything CI runs (Rust tests, doc tests, header check, C tests, C++ tests,
-#                              Julia static check, install test)
+#                              Julia static check, Octave tests of the MATLAB binding, install test)
 #   make cpp-test              the C++ binding's tests (bindings/cpp/tests)
 #   make julia-check           the Julia package checked without Julia (tools/julia/check_julia.py)
 #   make demo                  the registry and a synthetic recording embedded by a fresh offset10-model
 #   make install PREFIX=/opt/cebra    library, header, pkg-config file and CMake package
 #   make install-test          install into a temporary prefix and build/run the C example against it
+#   make matlab                the MATLAB/Octave mex gateway (bindings/matlab; mkoctfile or MATLAB's mex)
+#   make matlab-test           the Octave test suite of bindings/matlab (installs Octave when missing)
 #   make clean | make fuzz | make help
 #
 # libtorch: LIBTORCH (environment or command line) names an existing libtorch 2.13; otherwise
@@ -35,8 +37,11 @@ ABI := $(shell sed -n 's/^const ABI_VERSION: u32 = \([0-9]*\);/\1/p' build.rs)
 
 # System tools, checked (and installed with apt-get when possible) before any long step.
 TOOL_GROUPS :=
-ifneq ($(filter build demo c-test cargo-test header-check,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifneq ($(filter build demo c-test cargo-test header-check matlab matlab-test,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
   TOOL_GROUPS += build
+endif
+ifneq ($(filter matlab matlab-test,$(MAKECMDGOALS)),)
+  TOOL_GROUPS += matlab
 endif
 ifneq ($(filter test,$(MAKECMDGOALS)),)
   TOOL_GROUPS += test
@@ -72,7 +77,7 @@ ifneq ($(filter-out $(NO_TORCH_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
   export LIBTORCH
 endif
 
-.PHONY: all build test cargo-test clippy header header-check readme-check c-test cpp-test julia-check install install-test demo fuzz clean help
+.PHONY: all build test cargo-test clippy header header-check readme-check c-test cpp-test julia-check matlab matlab-test install install-test demo fuzz clean help
 
 all: build
 
@@ -94,6 +99,7 @@ test: build
 	$(MAKE) --no-print-directory c-test
 	$(MAKE) --no-print-directory cpp-test
 	$(MAKE) --no-print-directory julia-check
+	$(MAKE) --no-print-directory matlab-test
 	$(MAKE) --no-print-directory install-test
 	@echo "make test: all steps passed"
 
@@ -171,6 +177,19 @@ julia-check: build $(JULIA_CHECK_PY)/.installed
 	PYTHONPATH="$(JULIA_CHECK_PY)" python3 tools/julia/check_julia.py --self-test --header include/cebra.h \
 	  --lib "$(RELEASE)/libcebra.so"
 
+# The MATLAB/Octave binding (bindings/matlab/Makefile): the mex against the release library, and the
+# Octave suite (Octave and liboctave-dev are installed when missing: tools/ensure-tools.sh matlab).
+matlab: build
+	$(MAKE) --no-print-directory -C bindings/matlab LIBDIR="$(RELEASE)"
+
+matlab-test: build
+	$(MAKE) --no-print-directory -C bindings/matlab LIBDIR="$(RELEASE)" test
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/cebra-matlab-install.XXXXXX"); \
+	trap 'rm -rf "$$tmp"' EXIT; \
+	$(MAKE) --no-print-directory install PREFIX="$$tmp/prefix" LIBTORCH="$(LIBTORCH)" >/dev/null; \
+	$(MAKE) --no-print-directory -C bindings/matlab install PREFIX="$$tmp/prefix" >/dev/null; \
+	$(MAKE) --no-print-directory -C bindings/matlab install-test PREFIX="$$tmp/prefix"
+
 # Installs what `make build` made; builds and fetches nothing. libcebra.so.$(ABI).$(VERSION) with the
 # links libcebra.so.$(ABI) (the SONAME) and libcebra.so; the libtorch libraries it loads go to
 # lib/cebra/, which the library and the CLI find through their $$ORIGIN-relative run paths.
@@ -221,6 +240,7 @@ clean:
 	$(CARGO) clean
 	@if [ -f bindings/c/tests/Makefile ]; then $(MAKE) --no-print-directory -C bindings/c/tests clean; fi
 	$(MAKE) --no-print-directory -C bindings/cpp/tests clean
+	$(MAKE) --no-print-directory -C bindings/matlab clean
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the system tools that make goals need are installed, before any long step runs.
-#   tools/ensure-tools.sh GROUP...     GROUP: build | test | install-test
+#   tools/ensure-tools.sh GROUP...     GROUP: build | test | install-test | matlab
 # Missing tools are installed with apt-get when this runs as root or sudo works without a password;
 # otherwise it stops at once with one message naming the packages and the command to install them.
 # The Makefile calls it for `make build`, `make demo` and `make test`; .ci/run calls it too.
@@ -12,12 +12,14 @@ declare -A package_of=(
     [python3]=python3 [pip]=python3-pip
     [cmake]=cmake [pkg-config]=pkg-config [valgrind]=valgrind [readelf]=binutils [strip]=binutils
     [ldd]=libc-bin [runuser]=util-linux
+    [octave-cli]=octave [mkoctfile]=liboctave-dev
 )
 # goal group -> commands it needs
 declare -A needs_of=(
     [build]="cc python3 pip"
     [install-test]="cc cmake pkg-config readelf ldd strip runuser"
-    [test]="cc c++ make git python3 pip cmake pkg-config valgrind readelf ldd strip runuser"
+    [test]="cc c++ make git python3 pip cmake pkg-config valgrind readelf ldd strip runuser octave-cli mkoctfile"
+    [matlab]="cc octave-cli mkoctfile"
 )
 
 have() {
