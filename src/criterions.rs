@@ -184,7 +184,8 @@ pub struct Gradients {
 
 /// The fused kernel's results as tensors.
 struct FusedGradients {
-    losses: crate::fused::Losses,
+    /// `(loss, align, uniform)`, 0-d float32.
+    losses: (Tensor, Tensor, Tensor),
     grad_ref: Tensor,
     grad_pos: Tensor,
     grad_neg: Tensor,
@@ -209,7 +210,7 @@ struct FusedData {
     m: usize,
     d: usize,
     similarity: crate::fused::Similarity,
-    inverse_temperature: f32,
+    scaling: crate::fused::Scaling,
     /// `∂s/∂log_inverse_temperature` for learnable criterions: `exp(l)`, or 0 where clamped.
     temperature_chain: Option<f32>,
     /// `|ref_i|²`, `|neg_j|²` (Euclidean) and `P_i`, computed by libtorch exactly as the reference does:
@@ -229,7 +230,7 @@ impl FusedData {
             m: self.m,
             d: self.d,
             similarity: self.similarity,
-            inverse_temperature: self.inverse_temperature,
+            scaling: self.scaling,
             precomputed: Some(crate::fused::Precomputed {
                 reference_sq: &self.reference_sq,
                 negative_sq: &self.negative_sq,
@@ -237,11 +238,6 @@ impl FusedData {
             }),
         }
     }
-}
-
-/// A 0-d float32 tensor.
-fn scalar(value: f64) -> Result<Tensor> {
-    Ok(Tensor::f_from_slice(&[value as f32])?.f_reshape([0i64; 0].as_slice())?)
 }
 
 /// `(rows, d)` float32 tensor from a host buffer.
@@ -399,15 +395,17 @@ impl Criterion {
         if [ref_, pos, neg].iter().any(|t| t.kind() != Kind::Float || t.device() != tch::Device::Cpu) {
             return Ok(None);
         }
-        let (similarity, inverse_temperature, temperature_chain) = match &self.kind {
-            Kind_::FixedInfoNce { distance, temperature } => (*distance, (1.0 / temperature) as f32, None),
+        use crate::fused::Scaling;
+        let (similarity, scaling, temperature_chain) = match &self.kind {
+            // The reference divides by the Python float τ, which libtorch rounds to float32.
+            Kind_::FixedInfoNce { distance, temperature } => (*distance, Scaling::DivideByTemperature(*temperature as f32), None),
             Kind_::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
                 let exp = tch::no_grad(|| log_inverse_temperature.f_exp().and_then(|t| f32::try_from(&t)))?;
                 // clamp_max passes the gradient where exp(l) <= max, as in libtorch.
                 if f64::from(exp) <= *max_inverse_temperature {
-                    (*distance, exp, Some(exp))
+                    (*distance, Scaling::MultiplyByInverseTemperature(exp), Some(exp))
                 } else {
-                    (*distance, *max_inverse_temperature as f32, Some(0.0))
+                    (*distance, Scaling::MultiplyByInverseTemperature(*max_inverse_temperature as f32), Some(0.0))
                 }
             }
             Kind_::Nce { .. } => return Ok(None),
@@ -440,7 +438,7 @@ impl Criterion {
             m,
             d,
             similarity,
-            inverse_temperature,
+            scaling,
             temperature_chain,
             reference_sq,
             negative_sq,
@@ -468,11 +466,12 @@ impl Criterion {
             records_graph |= t.f_alias()?.requires_grad();
         }
         if !records_graph {
-            let losses = crate::fused::forward(&data.inputs())?;
+            let (losses, rows) = crate::fused::forward_rows(&data.inputs())?;
             if !finite(&losses) {
                 return Ok(None);
             }
-            return Ok(Some(CriterionOutput { loss: scalar(losses.loss)?, align: scalar(losses.align)?, uniform: scalar(losses.uniform)? }));
+            let (loss, align, uniform) = self.reduce_rows(&data, &rows)?;
+            return Ok(Some(CriterionOutput { loss, align, uniform }));
         }
         let Some(grads) = self.fused_backward(&data)? else { return Ok(None) };
         let mut surrogate = ref_
@@ -493,12 +492,34 @@ impl Criterion {
         let align_graph = positive.f_mean(None)?.f_neg()?;
         let delta = |t: &Tensor| -> Result<Tensor> { Ok(t.f_sub(&t.f_detach()?)?) };
         let (loss_delta, align_delta) = (delta(&surrogate)?, delta(&align_graph)?);
-        let losses = grads.losses;
+        let (loss, align, uniform) = grads.losses;
         Ok(Some(CriterionOutput {
-            loss: loss_delta.f_add(&scalar(losses.loss)?)?,
-            align: align_delta.f_add(&scalar(losses.align)?)?,
-            uniform: loss_delta.f_sub(&align_delta)?.f_add(&scalar(losses.uniform)?)?,
+            loss: loss_delta.f_add(&loss)?,
+            align: align_delta.f_add(&align)?,
+            uniform: loss_delta.f_sub(&align_delta)?.f_add(&uniform)?,
         }))
+    }
+
+    /// `(loss, align, uniform)` from the kernel's per-row `c_i` and log-sum-exp with the reference's
+    /// O(n) libtorch reductions: the corrected align term cancels `mean(c)`, so only the same float32
+    /// reductions reproduce its last digits.
+    fn reduce_rows(&self, data: &FusedData, rows: &crate::fused::RowTerms) -> Result<(Tensor, Tensor, Tensor)> {
+        tch::no_grad(|| {
+            let c = Tensor::f_from_slice(&rows.max)?;
+            let log_sum_exp = Tensor::f_from_slice(&rows.log_sum_exp)?;
+            let positive = Tensor::f_from_slice(&data.positive_similarity)?;
+            let positive = match &self.kind {
+                Kind_::FixedInfoNce { temperature, .. } => positive.f_div_scalar(*temperature)?,
+                Kind_::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => {
+                    positive.f_mul(&Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)?)?
+                }
+                Kind_::Nce { .. } => unreachable!("fused_data returns None for NCE"),
+            };
+            let align = positive.f_sub(&c)?.f_neg()?.f_mean(None)?;
+            let uniform = log_sum_exp.f_mean(None)?;
+            let c_mean = c.f_mean(None)?;
+            Ok((align.f_add(&uniform)?, align.f_sub(&c_mean)?, uniform.f_add(&c_mean)?))
+        })
     }
 
     /// The fused forward+backward as [`Gradients`] (plus the three losses), `None` if not finite.
@@ -507,9 +528,10 @@ impl Criterion {
         if !finite(&g.losses) {
             return Ok(None);
         }
+        let losses = self.reduce_rows(data, &g.rows)?;
         let grad_log_inverse_temperature = data.temperature_chain.map(|chain| g.inverse_temperature * f64::from(chain));
         Ok(Some(FusedGradients {
-            losses: g.losses,
+            losses,
             grad_ref: matrix(&g.reference, data.d)?,
             grad_pos: matrix(&g.positive, data.d)?,
             grad_neg: matrix(&g.negative, data.d)?,
@@ -566,8 +588,7 @@ impl Criterion {
         if let Some(data) = self.fused_data(ref_, pos, neg)? {
             if let Some(g) = self.fused_backward(&data)? {
                 return Ok(Gradients {
-                    // The objective as the float32 scalar the libtorch path reads.
-                    loss: f64::from(g.losses.loss as f32),
+                    loss: f64::try_from(&g.losses.0)?,
                     grad_ref: g.grad_ref,
                     grad_pos: g.grad_pos,
                     grad_neg: g.grad_neg,

@@ -2,7 +2,7 @@
 //! the softmax-weighted gradient sums (pass 2). Plain loops over fixed-size arrays, written so that the
 //! compiler vectorises them; `multiversion` compiles them for AVX-512, AVX2+FMA and the baseline and
 //! picks one at run time.
-use super::Similarity;
+use super::{Scaling, Similarity};
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 
@@ -30,7 +30,7 @@ pub struct Layout<'a> {
     /// `|ref_i|²` (Euclidean only).
     pub reference_sq: Vec<f32>,
     pub similarity: Similarity,
-    pub inverse_temperature: f32,
+    pub scaling: Scaling,
 }
 
 /// One reference row's running state.
@@ -131,12 +131,21 @@ fn similarity_tile(fma: bool, layout: &Layout, r: &[f32], row: usize, j0: usize,
     }
 }
 
-/// Logits `s·sim` of a tile; padding columns (beyond `m`) become -inf so they weigh nothing.
+/// Logits `sim/τ` or `s·sim` of a tile; padding columns (beyond `m`) become -inf so they weigh
+/// nothing.
 #[inline(always)]
 fn logits(layout: &Layout, j0: usize, sim: &[f32; TILE], out: &mut [f32; TILE]) {
-    let s = layout.inverse_temperature;
-    for t in 0..TILE {
-        out[t] = sim[t] * s;
+    match layout.scaling {
+        Scaling::DivideByTemperature(t) => {
+            for i in 0..TILE {
+                out[i] = sim[i] / t;
+            }
+        }
+        Scaling::MultiplyByInverseTemperature(s) => {
+            for i in 0..TILE {
+                out[i] = sim[i] * s;
+            }
+        }
     }
     if j0 + TILE > layout.m {
         for v in out.iter_mut().skip(layout.m - j0) {
@@ -218,7 +227,7 @@ pub fn gradient_pass(
     let mut row_sums = vec![[0.0f32; ROW_BLOCK]; d];
     let mut weight_t = [[0.0f32; ROW_BLOCK]; TILE];
     let (mut sim, mut weight) = ([0.0f32; TILE], [0.0f32; TILE]);
-    let (s, inverse_n) = (layout.inverse_temperature, 1.0 / layout.n as f32);
+    let (scaling, inverse_n) = (layout.scaling, 1.0 / layout.n as f32);
     for j0 in (0..mp).step_by(TILE) {
         for (b, row) in rows.clone().enumerate() {
             let state = &mut states[b];
@@ -231,7 +240,7 @@ pub fn gradient_pass(
             }
             exp_tile(fma, &mut weight);
             for v in weight.iter_mut() {
-                *v = (*v * inverse_n) * s;
+                *v = scaling.apply(*v * inverse_n);
             }
             state.weight_sum += f64::from(lane_sum(&weight));
             let mut weighted = [0.0f32; TILE];

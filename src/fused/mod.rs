@@ -45,12 +45,47 @@ pub struct Inputs<'a> {
     pub d: usize,
     /// Which similarity.
     pub similarity: Similarity,
-    /// `s = 1/τ`, multiplied into every similarity.
-    pub inverse_temperature: f32,
+    /// How similarities become logits.
+    pub scaling: Scaling,
     /// Optional precomputed `(|ref_i|², |neg_j|²)` for the Euclidean similarity and `P_i`, so that a
     /// caller can supply them rounded exactly as its reference computes them (the tiled dot products
     /// already are: sequential fused multiply-adds, as BLAS). `None`: computed here.
     pub precomputed: Option<Precomputed<'a>>,
+}
+
+/// How similarities become logits, in the reference's float32 operation (the last bit matters at
+/// small temperatures).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scaling {
+    /// `sim / τ` (the fixed-temperature criterions).
+    DivideByTemperature(f32),
+    /// `sim · s` (the learnable ones, `s` the clamped inverse temperature).
+    MultiplyByInverseTemperature(f32),
+}
+
+impl Scaling {
+    /// `x / τ` or `x · s`.
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Scaling::DivideByTemperature(t) => x / t,
+            Scaling::MultiplyByInverseTemperature(s) => x * s,
+        }
+    }
+
+    /// `s = 1/τ`.
+    pub fn inverse_temperature(self) -> f64 {
+        match self {
+            Scaling::DivideByTemperature(t) => 1.0 / f64::from(t),
+            Scaling::MultiplyByInverseTemperature(s) => f64::from(s),
+        }
+    }
+
+    fn value(self) -> f32 {
+        match self {
+            Scaling::DivideByTemperature(v) | Scaling::MultiplyByInverseTemperature(v) => v,
+        }
+    }
 }
 
 /// See [`Inputs::precomputed`].
@@ -75,11 +110,29 @@ pub struct Losses {
     pub uniform: f64,
 }
 
+/// Per reference row: the reference's detached `c_i = max_j logit_ij` and `logsumexp_j(logit_ij - c_i)`,
+/// from which a caller can form the three terms with its own reductions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowTerms {
+    /// `(n,)` `c_i`.
+    pub max: Vec<f32>,
+    /// `(n,)` `ln Σ_j exp(logit_ij - c_i)`.
+    pub log_sum_exp: Vec<f32>,
+}
+
+impl RowTerms {
+    fn new(states: &[RowState]) -> Self {
+        RowTerms { max: states.iter().map(|s| s.max).collect(), log_sum_exp: states.iter().map(|s| s.sum.ln() as f32).collect() }
+    }
+}
+
 /// The losses and the gradients of `loss`.
 #[derive(Debug, Clone)]
 pub struct Gradients {
     /// Forward values.
     pub losses: Losses,
+    /// Forward per-row terms.
+    pub rows: RowTerms,
     /// `(n, d)`.
     pub reference: Vec<f32>,
     /// `(n, d)`.
@@ -115,8 +168,9 @@ impl Inputs<'_> {
                 }
             }
         }
-        if !(self.inverse_temperature.is_finite() && self.inverse_temperature > 0.0) {
-            return Err(invalid!("fused InfoNCE: the inverse temperature must be finite and positive, got {}", self.inverse_temperature));
+        let v = self.scaling.value();
+        if !(v.is_finite() && v > 0.0) {
+            return Err(invalid!("fused InfoNCE: the (inverse) temperature must be finite and positive, got {v}"));
         }
         Ok(())
     }
@@ -150,7 +204,7 @@ impl Inputs<'_> {
             negative_sq: if euclidean { squares(self.negative, pre.map(|p| p.negative_sq), m_padded) } else { Vec::new() },
             reference_sq: if euclidean { squares(self.reference, pre.map(|p| p.reference_sq), self.n) } else { Vec::new() },
             similarity: self.similarity,
-            inverse_temperature: self.inverse_temperature,
+            scaling: self.scaling,
         }
     }
 
@@ -190,37 +244,41 @@ fn log_sum_exp(layout: &Layout, n: usize) -> Vec<RowState> {
     states
 }
 
+/// The three terms, rounded as the reference's float32 tensors are: per-row terms and the final
+/// corrections in float32 (the corrected terms cancel `mean(c)` and keep its rounding), means summed
+/// in float64 and rounded once (libtorch's cascade sums are about that accurate).
 fn losses(inputs: &Inputs, states: &[RowState], positive_similarity: &[f32]) -> Losses {
     let n = inputs.n as f64;
-    let s = inputs.inverse_temperature;
-    let (mut align, mut uniform, mut max) = (0.0f64, 0.0f64, 0.0f64);
-    for (state, &p) in states.iter().zip(positive_similarity) {
-        align += f64::from(state.max) - f64::from(p * s);
-        uniform += state.sum.ln();
-        max += f64::from(state.max);
-    }
-    let (align, uniform, max) = (align / n, uniform / n, max / n);
-    Losses { loss: align + uniform, align: align - max, uniform: uniform + max }
+    let mean = |terms: &mut dyn Iterator<Item = f32>| (terms.map(f64::from).sum::<f64>() / n) as f32;
+    let align = mean(&mut states.iter().zip(positive_similarity).map(|(st, &p)| -(inputs.scaling.apply(p) - st.max)));
+    let uniform = mean(&mut states.iter().map(|st| st.sum.ln() as f32));
+    let max = mean(&mut states.iter().map(|st| st.max));
+    Losses { loss: f64::from(align + uniform), align: f64::from(align - max), uniform: f64::from(uniform + max) }
 }
 
 /// The loss, align and uniform terms.
 ///
 /// ```
-/// use cebra::fused::{forward, Inputs, Similarity};
+/// use cebra::fused::{forward, Inputs, Scaling, Similarity};
 /// let x = [1.0f32, 0.0, 0.0, 1.0];
 /// let inputs = Inputs {
 ///     reference: &x, positive: &x, negative: &x, n: 2, m: 2, d: 2,
-///     similarity: Similarity::Dot, inverse_temperature: 1.0, precomputed: None,
+///     similarity: Similarity::Dot, scaling: Scaling::DivideByTemperature(1.0), precomputed: None,
 /// };
 /// let out = forward(&inputs).unwrap();
 /// // Each row: -1 + log(e + 1).
 /// assert!((out.loss - (-1.0 + (1.0f64.exp() + 1.0).ln())).abs() < 1e-6);
 /// ```
 pub fn forward(inputs: &Inputs) -> Result<Losses> {
+    Ok(forward_rows(inputs)?.0)
+}
+
+/// [`forward`], with the per-row terms.
+pub fn forward_rows(inputs: &Inputs) -> Result<(Losses, RowTerms)> {
     inputs.check()?;
     let layout = inputs.layout();
     let states = log_sum_exp(&layout, inputs.n);
-    Ok(losses(inputs, &states, &inputs.positive_similarity()))
+    Ok((losses(inputs, &states, &inputs.positive_similarity()), RowTerms::new(&states)))
 }
 
 /// The losses and the analytic gradients of `loss` with respect to the three inputs and `s`.
@@ -231,8 +289,8 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let mut states = log_sum_exp(&layout, n);
     let positive_similarity = inputs.positive_similarity();
     let losses = losses(inputs, &states, &positive_similarity);
-    let s = inputs.inverse_temperature;
-    let log_sums: Vec<f32> = states.iter().map(|st| st.sum.ln() as f32).collect();
+    let rows = RowTerms::new(&states);
+    let log_sums = &rows.log_sum_exp;
     let mut weighted_negative = vec![0.0f32; n * d];
     let columns = states
         .par_chunks_mut(ROW_BLOCK)
@@ -250,27 +308,30 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
         .reduce_with(ColumnSums::add)
         .expect("n >= 1 gives at least one block");
 
-    // ∂L/∂P_i = -s/n for every row. The terms below can nearly cancel, so they are combined in float64.
-    let g = -f64::from(s) / n as f64;
+    // ∂L/∂P_i = -s/n for every row, rounded as autograd does: the mean's 1/n, then the scaling.
+    let g32 = inputs.scaling.apply(-(1.0 / n as f32));
+    let g = f64::from(g32);
     let mut grad_ref = vec![0.0f32; n * d];
     let mut grad_pos = vec![0.0f32; n * d];
-    let rows = inputs.reference.chunks_exact(d).zip(inputs.positive.chunks_exact(d));
-    for (i, (r, p)) in rows.enumerate() {
+    let pairs = inputs.reference.chunks_exact(d).zip(inputs.positive.chunks_exact(d));
+    for (i, (r, p)) in pairs.enumerate() {
         let wq = &weighted_negative[i * d..(i + 1) * d];
         let weight_sum = states[i].weight_sum;
         for k in 0..d {
-            let (wq, r, p) = (f64::from(wq[k]), f64::from(r[k]), f64::from(p[k]));
             let (gr, gp) = match inputs.similarity {
-                Similarity::Dot => (wq + g * p, g * r),
+                // Two float32 terms, as autograd adds them.
+                Similarity::Dot => (wq[k] + g32 * p[k], g32 * r[k]),
                 // ∂N_ij/∂r_i = 2(q_j - r_i), ∂P_i/∂r_i = 2(p_i - r_i), ∂P_i/∂p_i = 2(r_i - p_i).
                 // As the reference's autograd adds them: the dot-product terms and 2·ref·∂L/∂|ref|².
+                // These terms can nearly cancel: combined in float64.
                 Similarity::Euclidean => {
-                    let square_grad = f64::from(-(g as f32) - weight_sum as f32);
-                    (2.0 * wq + 2.0 * g * p + 2.0 * r * square_grad, 2.0 * g * (r - p))
+                    let (wq, r, p) = (f64::from(wq[k]), f64::from(r[k]), f64::from(p[k]));
+                    let square_grad = f64::from(-g32 - weight_sum as f32);
+                    ((2.0 * wq + 2.0 * g * p + 2.0 * r * square_grad) as f32, (2.0 * g * (r - p)) as f32)
                 }
             };
-            grad_ref[i * d + k] = gr as f32;
-            grad_pos[i * d + k] = gp as f32;
+            grad_ref[i * d + k] = gr;
+            grad_pos[i * d + k] = gp;
         }
     }
     let mut grad_neg = vec![0.0f32; m * d];
@@ -287,6 +348,6 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     // Σ_j G_ij N_ij = (s/n) Σ_j W_ij N_ij, so ∂L/∂s = Σ_i weighted_similarity_i / s - mean(P).
     let weighted: f64 = states.iter().map(|st| st.weighted_similarity).sum();
     let positive_mean = positive_similarity.iter().map(|&p| f64::from(p)).sum::<f64>() / n as f64;
-    let grad_s = weighted / f64::from(s) - positive_mean;
-    Ok(Gradients { losses, reference: grad_ref, positive: grad_pos, negative: grad_neg, inverse_temperature: grad_s })
+    let grad_s = weighted / inputs.scaling.inverse_temperature() - positive_mean;
+    Ok(Gradients { losses, rows, reference: grad_ref, positive: grad_pos, negative: grad_neg, inverse_temperature: grad_s })
 }
