@@ -1,6 +1,6 @@
 //! The per-row-block work of the fused InfoNCE: similarity tiles, the online log-sum-exp (pass 1) and
 //! the softmax-weighted gradient sums (pass 2). Plain loops over fixed-size arrays, written so that the
-//! compiler vectorises them; `multiversion` compiles them for AVX-512, AVX2+FMA and the baseline and
+//! compiler vectorises them; `multiversion` compiles them for AVX2+FMA (x86-64), NEON (AArch64) and the baseline and
 //! picks one at run time.
 use super::{Scaling, Similarity};
 use multiversion::multiversion;
@@ -177,7 +177,7 @@ fn lane_max(x: &[f32; TILE]) -> f32 {
 }
 
 /// Pass 1 over all tiles for the rows `rows` (whose states are `states`): the online log-sum-exp.
-#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
 pub fn log_sum_exp_pass(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
     let fma = target_cfg_f!(target_feature = "fma");
     let d = layout.d;
@@ -207,7 +207,7 @@ pub fn log_sum_exp_pass(layout: &Layout, rows: std::ops::Range<usize>, states: &
 /// `ln Σ_j exp(logit_ij - max_i)`: `G_ij = exp(logit_ij - max_i - log_sum_i)·(1/n)·s`, in the order
 /// of operations of the reference's autograd; accumulates `Σ_j G_ij neg_j` into `weighted_negative`
 /// (`(rows, d)`), the row sums in `states`, and `Σ_i G_ij ref_i`, `Σ_i G_ij` into `columns`.
-#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
 pub fn gradient_pass(
     layout: &Layout,
     rows: std::ops::Range<usize>,
@@ -263,13 +263,16 @@ pub fn gradient_pass(
                 }
             }
         }
-        for (t, w) in weight_t.iter().enumerate() {
-            for (k, sums) in row_sums.iter_mut().enumerate() {
-                let q = layout.negative_t[k * mp + j0 + t];
+        for (k, sums) in row_sums.iter_mut().enumerate() {
+            let q: &[f32; TILE] = layout.negative_t[k * mp + j0..k * mp + j0 + TILE].try_into().expect("tile inside the layout");
+            // Register-resident sums for this dimension, over the tile's negatives in order.
+            let mut acc = *sums;
+            for (w, &qt) in weight_t.iter().zip(q) {
                 for b in 0..ROW_BLOCK {
-                    sums[b] = mul_add(fma, w[b], q, sums[b]);
+                    acc[b] = mul_add(fma, w[b], qt, acc[b]);
                 }
             }
+            *sums = acc;
         }
     }
     for (b, out) in weighted_negative.chunks_exact_mut(d).enumerate() {
