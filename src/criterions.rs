@@ -585,16 +585,16 @@ impl Criterion {
     /// Forward, then the gradients of [`Criterion::objective`] with respect to the inputs and the
     /// learnable temperature. Pure: no `.grad` is accumulated anywhere.
     pub fn backward(&self, ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<Gradients> {
-        if let Some(data) = self.fused_data(ref_, pos, neg)? {
-            if let Some(g) = self.fused_backward(&data)? {
-                return Ok(Gradients {
-                    loss: f64::try_from(&g.losses.0)?,
-                    grad_ref: g.grad_ref,
-                    grad_pos: g.grad_pos,
-                    grad_neg: g.grad_neg,
-                    grad_log_inverse_temperature: g.grad_log_inverse_temperature,
-                });
-            }
+        if let Some(data) = self.fused_data(ref_, pos, neg)?
+            && let Some(g) = self.fused_backward(&data)?
+        {
+            return Ok(Gradients {
+                loss: f64::try_from(&g.losses.0)?,
+                grad_ref: g.grad_ref,
+                grad_pos: g.grad_pos,
+                grad_neg: g.grad_neg,
+                grad_log_inverse_temperature: g.grad_log_inverse_temperature,
+            });
         }
         let leaf = |t: &Tensor| -> Result<Tensor> { Ok(t.f_detach()?.set_requires_grad(true)) };
         let (r, p, n) = (leaf(ref_)?, leaf(pos)?, leaf(neg)?);

@@ -21,7 +21,7 @@ fn close(case: &str, what: &str, ours: &Tensor, theirs: &Tensor, extreme: bool, 
     for (x, y) in a.iter().zip(&b) {
         let allowed = if extreme { (1e-5 * largest).max(1e-6) } else { (1e-5 * y.abs()).max(1e-6) };
         let excess = (x - y).abs() / allowed;
-        if !(excess <= 1.0) {
+        if excess > 1.0 || excess.is_nan() {
             worst = worst.max(if excess.is_nan() { f64::INFINITY } else { excess });
         }
     }

@@ -102,7 +102,7 @@ fn exp_tile(fma: bool, x: &mut [f32; TILE]) {
         p = mul_add(fma, p, r, 8.333_452e-3);
         p = mul_add(fma, p, r, 4.166_579_6e-2);
         p = mul_add(fma, p, r, 1.666_666_5e-1);
-        p = mul_add(fma, p, r, 5.000_000_1e-1);
+        p = mul_add(fma, p, r, 0.5);
         let y = mul_add(fma, p * r, r, r) + 1.0;
         // 2^k from the integer in `shifted`'s mantissa; k = -127 gives the bit pattern of 0.
         let exponent = shifted.to_bits().wrapping_sub(ROUND_BITS).wrapping_add(127) << 23;
