@@ -6,9 +6,15 @@
 //! running maximum `c_i` of the logits and `Σ_j exp(logit_ij - c_i)` (an online log-sum-exp, rescaled
 //! whenever the maximum grows). The maximum ends as the reference's detached `c_i`, so the corrected
 //! align/uniform terms are reproduced. Pass 2 recomputes each tile and accumulates the softmax-weighted
-//! sums the gradients need. Rows are split over rayon's threads; each thread sums its column terms
-//! into its own buffer. Everything is float32 as in the reference, except per-row and final sums,
-//! which are float64 where float32 would lose digits over many tiles.
+//! sums the gradients need. Row blocks are split over rayon's threads; each thread sums its column
+//! terms into its own buffer. Memory is O((n + m)·d) per thread.
+//!
+//! Rounding follows the reference's float32 operations where that decides the last digits (which
+//! matters, because the gradients and the corrected align term are sums that nearly cancel): dot
+//! products are sequential fused multiply-adds over `d` (as BLAS), logits are `sim/τ` or `sim·s`, the
+//! softmax weights are `exp(logit - c - lse)·(1/n)` scaled like autograd, and the sums over negatives
+//! (`G·neg`) and over rows (`Gᵀ·ref`, column sums) run in index order in float32. The running
+//! log-sum-exp, the per-row weight sums and the Euclidean gradient assembly use float64.
 //!
 //! With `s` the inverse temperature, `P_i = sim(ref_i, pos_i)`, `N_ij = sim(ref_i, neg_j)`,
 //! `W_ij = softmax_j(s N_ij)` and `G_ij = s W_ij / n`:
