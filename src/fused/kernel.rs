@@ -162,7 +162,20 @@ fn lane_sum(x: &[f32; TILE]) -> f32 {
             lanes[l] += chunk[l];
         }
     }
-    lanes.iter().sum()
+    tree(lanes, |a, b| a + b)
+}
+
+/// Combines the lanes pairwise, halving each step: a short dependency chain, in vector registers.
+#[inline(always)]
+fn tree(mut lanes: [f32; LANES], combine: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            lanes[l] = combine(lanes[l], lanes[l + width]);
+        }
+        width /= 2;
+    }
+    lanes[0]
 }
 
 #[inline(always)]
@@ -173,7 +186,7 @@ fn lane_max(x: &[f32; TILE]) -> f32 {
             lanes[l] = lanes[l].max(chunk[l]);
         }
     }
-    lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+    tree(lanes, f32::max)
 }
 
 /// Pass 1 over all tiles for the rows `rows` (whose states are `states`): the online log-sum-exp.
