@@ -1,6 +1,8 @@
 //! The contrastive losses of the reference `cebra.models.criterions`: similarities, the stabilised
 //! InfoNCE core, the fixed/learnable-temperature InfoNCE family and NCE. Everything runs through
 //! libtorch autograd, so gradients with respect to the inputs and the learnable temperature are exact.
+//! The InfoNCE family runs by default on the fused kernel ([`crate::fused`]), which never holds the
+//! `n × m` similarity matrix; option `implementation=libtorch` selects the libtorch path (the oracle).
 use crate::error::{invalid, shape_mismatch, Error, Result};
 use crate::options::Options;
 use crate::registry::{glob_match, python_slice};
@@ -106,6 +108,28 @@ pub fn infonce(pos_sim: &Tensor, neg_sim: &Tensor) -> Result<(Tensor, Tensor, Te
     Ok((align.f_add(&uniform)?, align_corrected, uniform_corrected))
 }
 
+/// `(n,)` similarities of the positive pairs alone, as in [`dot_similarity`]/[`euclidean_similarity`].
+fn positive_similarity(distance: Distance, ref_: &Tensor, pos: &Tensor) -> Result<Tensor> {
+    let dot = Tensor::f_einsum("ni,ni->n", &[ref_, pos], None::<&[i64]>)?;
+    Ok(match distance {
+        Distance::Cosine => dot,
+        Distance::Euclidean => {
+            let square_sum = |t: &Tensor| -> Result<Tensor> { Ok(Tensor::f_einsum("ni->n", &[t.f_pow_tensor_scalar(2)?], None::<&[i64]>)?) };
+            square_sum(ref_)?.f_add(&square_sum(pos)?)?.f_sub(&dot.f_mul_scalar(2)?)?.f_neg()?
+        }
+    })
+}
+
+/// Which code computes the InfoNCE family (option `implementation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// The fused kernel of [`crate::fused`] (the default). Inputs it does not cover (not float32, not on
+    /// the CPU, or containing non-finite values) and non-finite results go to the libtorch path.
+    Fused,
+    /// Similarity matrix and autograd in libtorch, as the reference.
+    Libtorch,
+}
+
 /// Which similarity an InfoNCE criterion uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Distance {
@@ -158,12 +182,79 @@ pub struct Gradients {
     pub grad_log_inverse_temperature: Option<f64>,
 }
 
+/// The fused kernel's results as tensors.
+struct FusedGradients {
+    /// `(loss, align, uniform)`, 0-d float32.
+    losses: (Tensor, Tensor, Tensor),
+    grad_ref: Tensor,
+    grad_pos: Tensor,
+    grad_neg: Tensor,
+    grad_log_inverse_temperature: Option<f64>,
+}
+
 /// A contrastive loss built by name, with the reference's options and defaults.
 #[derive(Debug)]
 pub struct Criterion {
     name: String,
     options: Options,
     kind: Kind_,
+    implementation: Implementation,
+}
+
+/// The float32 host copies the fused kernel reads.
+struct FusedData {
+    ref_: Vec<f32>,
+    pos: Vec<f32>,
+    neg: Vec<f32>,
+    n: usize,
+    m: usize,
+    d: usize,
+    similarity: crate::fused::Similarity,
+    scaling: crate::fused::Scaling,
+    /// `∂s/∂log_inverse_temperature` for learnable criterions: `exp(l)`, or 0 where clamped.
+    temperature_chain: Option<f32>,
+    /// `|ref_i|²`, `|neg_j|²` (Euclidean) and `P_i`, computed by libtorch exactly as the reference does:
+    /// O((n+m)·d), and it keeps the fused similarities bitwise equal to the reference's.
+    reference_sq: Vec<f32>,
+    negative_sq: Vec<f32>,
+    positive_similarity: Vec<f32>,
+}
+
+impl FusedData {
+    fn inputs(&self) -> crate::fused::Inputs<'_> {
+        crate::fused::Inputs {
+            reference: &self.ref_,
+            positive: &self.pos,
+            negative: &self.neg,
+            n: self.n,
+            m: self.m,
+            d: self.d,
+            similarity: self.similarity,
+            scaling: self.scaling,
+            precomputed: Some(crate::fused::Precomputed {
+                reference_sq: &self.reference_sq,
+                negative_sq: &self.negative_sq,
+                positive_similarity: &self.positive_similarity,
+            }),
+        }
+    }
+}
+
+/// `(rows, d)` float32 tensor from a host buffer.
+fn matrix(values: &[f32], d: usize) -> Result<Tensor> {
+    Ok(Tensor::f_from_slice(values)?.f_view([(values.len() / d) as i64, d as i64])?)
+}
+
+fn finite(losses: &crate::fused::Losses) -> bool {
+    losses.loss.is_finite() && losses.align.is_finite() && losses.uniform.is_finite()
+}
+
+fn parse_implementation(options: &Options) -> Result<Implementation> {
+    match options.str_or("implementation", "fused") {
+        "fused" => Ok(Implementation::Fused),
+        "libtorch" => Ok(Implementation::Libtorch),
+        other => Err(invalid!("option 'implementation' must be 'fused' or 'libtorch', got '{other}'")),
+    }
 }
 
 fn positive(options: &Options, key: &str, default: f64) -> Result<f64> {
@@ -178,7 +269,8 @@ impl Criterion {
     /// Builds a criterion: `fixed-cosine-infonce` (alias `infonce`), `fixed-euclidean-infonce` (alias
     /// `infomse`), `learnable-cosine-infonce`, `learnable-euclidean-infonce` (options `temperature`,
     /// default 1, and `min_temperature`, default none), `nce` (`temperature`, `negative_weight`
-    /// default 1, `reduce=mean|sum`).
+    /// default 1, `reduce=mean|sum`). The InfoNCE criterions also take `implementation=fused|libtorch`
+    /// (default `fused`; see [`Implementation`]); NCE is libtorch only.
     ///
     /// ```
     /// use cebra::criterions::Criterion;
@@ -191,11 +283,11 @@ impl Criterion {
         let distance = |n: &str| if n.contains("euclidean") || n == "infomse" { Distance::Euclidean } else { Distance::Cosine };
         let kind = match name {
             "fixed-cosine-infonce" | "fixed-euclidean-infonce" | "infonce" | "infomse" => {
-                options.check_keys(&["temperature"], &owner)?;
+                options.check_keys(&["temperature", "implementation"], &owner)?;
                 Kind_::FixedInfoNce { distance: distance(name), temperature: positive(options, "temperature", 1.0)? }
             }
             "learnable-cosine-infonce" | "learnable-euclidean-infonce" => {
-                options.check_keys(&["temperature", "min_temperature"], &owner)?;
+                options.check_keys(&["temperature", "min_temperature", "implementation"], &owner)?;
                 let temperature = positive(options, "temperature", 1.0)?;
                 let min_temperature = options.f64_opt("min_temperature")?;
                 if let Some(m) = min_temperature
@@ -215,7 +307,10 @@ impl Criterion {
                 }
             }
             "nce" => {
-                options.check_keys(&["temperature", "negative_weight", "reduce"], &owner)?;
+                options.check_keys(&["temperature", "negative_weight", "reduce", "implementation"], &owner)?;
+                if options.str_or("implementation", "libtorch") != "libtorch" {
+                    return Err(invalid!("criterion 'nce' has only the 'libtorch' implementation"));
+                }
                 let reduce = match options.str_or("reduce", "mean") {
                     "mean" => Reduce::Mean,
                     "sum" => Reduce::Sum,
@@ -234,7 +329,8 @@ impl Criterion {
                 )))
             }
         };
-        Ok(Criterion { name: name.to_string(), options: options.clone(), kind })
+        let implementation = parse_implementation(options)?;
+        Ok(Criterion { name: name.to_string(), options: options.clone(), kind, implementation })
     }
 
     /// The name it was built with.
@@ -245,6 +341,11 @@ impl Criterion {
     /// The options it was built with.
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// The implementation computing it: [`Implementation::Fused`] unless `implementation=libtorch` or NCE.
+    pub fn implementation(&self) -> Implementation {
+        if self.is_per_sample() { Implementation::Libtorch } else { self.implementation }
     }
 
     /// Whether the criterion has a learnable temperature.
@@ -283,8 +384,169 @@ impl Criterion {
         }
     }
 
+    /// The fused kernel's inputs, or `None` where the libtorch path applies (implementation, kind,
+    /// dtype, device, non-finite values).
+    fn fused_data(&self, ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<Option<FusedData>> {
+        use crate::fused::Similarity;
+        if self.implementation() != Implementation::Fused {
+            return Ok(None);
+        }
+        check_pair(ref_, pos, neg)?;
+        if [ref_, pos, neg].iter().any(|t| t.kind() != Kind::Float || t.device() != tch::Device::Cpu) {
+            return Ok(None);
+        }
+        use crate::fused::Scaling;
+        let (similarity, scaling, temperature_chain) = match &self.kind {
+            // The reference divides by the Python float τ, which libtorch rounds to float32.
+            Kind_::FixedInfoNce { distance, temperature } => (*distance, Scaling::DivideByTemperature(*temperature as f32), None),
+            Kind_::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
+                let exp = tch::no_grad(|| log_inverse_temperature.f_exp().and_then(|t| f32::try_from(&t)))?;
+                // clamp_max passes the gradient where exp(l) <= max, as in libtorch.
+                if f64::from(exp) <= *max_inverse_temperature {
+                    (*distance, Scaling::MultiplyByInverseTemperature(exp), Some(exp))
+                } else {
+                    (*distance, Scaling::MultiplyByInverseTemperature(*max_inverse_temperature as f32), Some(0.0))
+                }
+            }
+            Kind_::Nce { .. } => return Ok(None),
+        };
+        let host = |t: &Tensor| -> Result<Vec<f32>> { Ok(Vec::<f32>::try_from(&t.f_detach()?.f_contiguous()?.f_view([-1i64])?)?) };
+        let (r, p, q) = (host(ref_)?, host(pos)?, host(neg)?);
+        if ![&r, &p, &q].iter().all(|v| v.iter().all(|x| x.is_finite())) {
+            return Ok(None);
+        }
+        let (n, m, d) = (ref_.size()[0] as usize, neg.size()[0] as usize, ref_.size()[1] as usize);
+        let (positive_similarity, reference_sq, negative_sq) = tch::no_grad(|| -> Result<_> {
+            let square_sum = |t: &Tensor| -> Result<Vec<f32>> {
+                Ok(Vec::<f32>::try_from(&Tensor::f_einsum("ni->n", &[t.f_pow_tensor_scalar(2)?], None::<&[i64]>)?)?)
+            };
+            let positive = Vec::<f32>::try_from(&positive_similarity(similarity, ref_, pos)?)?;
+            Ok(match similarity {
+                Distance::Cosine => (positive, Vec::new(), Vec::new()),
+                Distance::Euclidean => (positive, square_sum(ref_)?, square_sum(neg)?),
+            })
+        })?;
+        let similarity = match similarity {
+            Distance::Cosine => Similarity::Dot,
+            Distance::Euclidean => Similarity::Euclidean,
+        };
+        Ok(Some(FusedData {
+            ref_: r,
+            pos: p,
+            neg: q,
+            n,
+            m,
+            d,
+            similarity,
+            scaling,
+            temperature_chain,
+            reference_sq,
+            negative_sq,
+            positive_similarity,
+        }))
+    }
+
+    fn log_inverse_temperature(&self) -> Option<&Tensor> {
+        match &self.kind {
+            Kind_::LearnableInfoNce { log_inverse_temperature, .. } => Some(log_inverse_temperature),
+            _ => None,
+        }
+    }
+
+    /// The fused forward. Where autograd would record a graph (grad mode on and an input or the
+    /// temperature requiring grad), the outputs carry the fused gradients: each is
+    /// `value + (surrogate - surrogate.detach())` with a surrogate whose first derivative is the
+    /// fused one (`Σ x·∂loss/∂x` for the loss; the O(n·d) positive term in libtorch for align; their
+    /// difference for uniform). Second derivatives through it are not the reference's.
+    fn fused_forward(&self, ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<Option<CriterionOutput>> {
+        let Some(data) = self.fused_data(ref_, pos, neg)? else { return Ok(None) };
+        let mut records_graph = false;
+        for t in [ref_, pos, neg].into_iter().chain(self.log_inverse_temperature()) {
+            // An alias requires grad exactly when grad mode is on and `t` requires grad.
+            records_graph |= t.f_alias()?.requires_grad();
+        }
+        if !records_graph {
+            let (losses, rows) = crate::fused::forward_rows(&data.inputs())?;
+            if !finite(&losses) {
+                return Ok(None);
+            }
+            let (loss, align, uniform) = self.reduce_rows(&data, &rows)?;
+            return Ok(Some(CriterionOutput { loss, align, uniform }));
+        }
+        let Some(grads) = self.fused_backward(&data)? else { return Ok(None) };
+        let mut surrogate = ref_
+            .f_mul(&grads.grad_ref)?
+            .f_sum(None)?
+            .f_add(&pos.f_mul(&grads.grad_pos)?.f_sum(None)?)?
+            .f_add(&neg.f_mul(&grads.grad_neg)?.f_sum(None)?)?;
+        let positive = match &self.kind {
+            Kind_::FixedInfoNce { distance, temperature } => positive_similarity(*distance, ref_, pos)?.f_div_scalar(*temperature)?,
+            Kind_::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
+                let g = grads.grad_log_inverse_temperature.unwrap_or(0.0);
+                surrogate = surrogate.f_add(&log_inverse_temperature.f_mul_scalar(g)?)?;
+                let s = Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)?;
+                positive_similarity(*distance, ref_, pos)?.f_mul(&s)?
+            }
+            Kind_::Nce { .. } => unreachable!("fused_data returns None for NCE"),
+        };
+        let align_graph = positive.f_mean(None)?.f_neg()?;
+        let delta = |t: &Tensor| -> Result<Tensor> { Ok(t.f_sub(&t.f_detach()?)?) };
+        let (loss_delta, align_delta) = (delta(&surrogate)?, delta(&align_graph)?);
+        let (loss, align, uniform) = grads.losses;
+        Ok(Some(CriterionOutput {
+            loss: loss_delta.f_add(&loss)?,
+            align: align_delta.f_add(&align)?,
+            uniform: loss_delta.f_sub(&align_delta)?.f_add(&uniform)?,
+        }))
+    }
+
+    /// `(loss, align, uniform)` from the kernel's per-row `c_i` and log-sum-exp with the reference's
+    /// O(n) libtorch reductions: the corrected align term cancels `mean(c)`, so only the same float32
+    /// reductions reproduce its last digits.
+    fn reduce_rows(&self, data: &FusedData, rows: &crate::fused::RowTerms) -> Result<(Tensor, Tensor, Tensor)> {
+        tch::no_grad(|| {
+            let c = Tensor::f_from_slice(&rows.max)?;
+            let log_sum_exp = Tensor::f_from_slice(&rows.log_sum_exp)?;
+            let positive = Tensor::f_from_slice(&data.positive_similarity)?;
+            let positive = match &self.kind {
+                Kind_::FixedInfoNce { temperature, .. } => positive.f_div_scalar(*temperature)?,
+                Kind_::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => {
+                    positive.f_mul(&Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)?)?
+                }
+                Kind_::Nce { .. } => unreachable!("fused_data returns None for NCE"),
+            };
+            let align = positive.f_sub(&c)?.f_neg()?.f_mean(None)?;
+            let uniform = log_sum_exp.f_mean(None)?;
+            let c_mean = c.f_mean(None)?;
+            Ok((align.f_add(&uniform)?, align.f_sub(&c_mean)?, uniform.f_add(&c_mean)?))
+        })
+    }
+
+    /// The fused forward+backward as [`Gradients`] (plus the three losses), `None` if not finite.
+    fn fused_backward(&self, data: &FusedData) -> Result<Option<FusedGradients>> {
+        let g = crate::fused::forward_backward(&data.inputs())?;
+        if !finite(&g.losses) {
+            return Ok(None);
+        }
+        let losses = self.reduce_rows(data, &g.rows)?;
+        let grad_log_inverse_temperature = data.temperature_chain.map(|chain| g.inverse_temperature * f64::from(chain));
+        Ok(Some(FusedGradients {
+            losses,
+            grad_ref: matrix(&g.reference, data.d)?,
+            grad_pos: matrix(&g.positive, data.d)?,
+            grad_neg: matrix(&g.negative, data.d)?,
+            grad_log_inverse_temperature,
+        }))
+    }
+
     /// The reference's `criterion(ref, pos, neg)`, recording the autograd graph.
+    ///
+    /// On the fused implementation the graph is a surrogate carrying the fused gradients (see the
+    /// module notes); their values match the libtorch path's.
     pub fn forward(&self, ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<CriterionOutput> {
+        if let Some(out) = self.fused_forward(ref_, pos, neg)? {
+            return Ok(out);
+        }
         let similarity = |d: Distance| match d {
             Distance::Cosine => dot_similarity(ref_, pos, neg),
             Distance::Euclidean => euclidean_similarity(ref_, pos, neg),
@@ -323,6 +585,17 @@ impl Criterion {
     /// Forward, then the gradients of [`Criterion::objective`] with respect to the inputs and the
     /// learnable temperature. Pure: no `.grad` is accumulated anywhere.
     pub fn backward(&self, ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<Gradients> {
+        if let Some(data) = self.fused_data(ref_, pos, neg)?
+            && let Some(g) = self.fused_backward(&data)?
+        {
+            return Ok(Gradients {
+                loss: f64::try_from(&g.losses.0)?,
+                grad_ref: g.grad_ref,
+                grad_pos: g.grad_pos,
+                grad_neg: g.grad_neg,
+                grad_log_inverse_temperature: g.grad_log_inverse_temperature,
+            });
+        }
         let leaf = |t: &Tensor| -> Result<Tensor> { Ok(t.f_detach()?.set_requires_grad(true)) };
         let (r, p, n) = (leaf(ref_)?, leaf(pos)?, leaf(neg)?);
         let output = self.forward(&r, &p, &n)?;
@@ -343,6 +616,18 @@ impl Criterion {
             grad_neg: grads[2].shallow_clone(),
             grad_log_inverse_temperature,
         })
+    }
+
+    /// One training step's autograd: computes [`Criterion::objective`] on `ref`, `pos`, `neg` (which
+    /// may be outputs of a model) and accumulates its gradients into `.grad` of every leaf they
+    /// depend on and of the learnable temperature, like `objective.backward()`. Returns the objective.
+    /// On the fused implementation the gradients come from the fused kernel.
+    pub fn objective_backward(&self, ref_: &Tensor, pos: &Tensor, neg: &Tensor) -> Result<f64> {
+        let objective = tch::with_grad(|| -> Result<Tensor> { self.objective(&self.forward(ref_, pos, neg)?) })?;
+        if objective.requires_grad() {
+            objective.f_backward()?;
+        }
+        Ok(f64::try_from(&objective)?)
     }
 
     /// Trainable parameters (the learnable log inverse temperature, if any).

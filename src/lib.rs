@@ -16,6 +16,7 @@ pub mod criterions;
 pub mod error;
 mod init;
 pub mod ffi;
+pub mod fused;
 pub mod layers;
 pub mod model;
 pub mod offset;

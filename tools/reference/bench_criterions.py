@@ -4,6 +4,9 @@ Run by the Rust bench when ``CEBRA_REFERENCE_PYTHON`` is set; prints ``label<TAB
 rows (labels identical to the Rust ones) and ``#`` info lines. Standalone::
 
     python tools/reference/bench_criterions.py --kinds nce --n 512 --d 8
+
+``--only forward+backward`` skips the forward-only rows; ``--peak-rss`` ends with a
+``# peak_rss_kb=N`` line (the process's peak resident memory, for one configuration per process).
 """
 import os
 import sys
@@ -37,6 +40,8 @@ def main():
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--n", default="512,2048,8192")
     p.add_argument("--d", default="3,8,32")
+    p.add_argument("--only", choices=["forward", "forward+backward"], default=None)
+    p.add_argument("--peak-rss", action="store_true")
     args = p.parse_args()
     bench_common.setup(args)
     torch.manual_seed(0)
@@ -61,9 +66,14 @@ def main():
                     return objective.item(), grads
 
                 label = f"{kind} n={n} d={d}"
-                bench_common.row(f"{label} forward", bench_common.measure(args, forward))
-                bench_common.row(f"{label} forward+backward",
-                                 bench_common.measure(args, forward_backward))
+                if args.only != "forward+backward":
+                    bench_common.row(f"{label} forward", bench_common.measure(args, forward))
+                if args.only != "forward":
+                    bench_common.row(f"{label} forward+backward",
+                                     bench_common.measure(args, forward_backward))
+    if args.peak_rss:
+        import resource
+        print(f"# peak_rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,359 @@
+//! The fused InfoNCE: the reference's stabilised InfoNCE (see [`crate::criterions::infonce`]) over
+//! cosine (dot) or Euclidean similarities, forward and analytic backward, without ever holding the
+//! `n × m` similarity matrix.
+//!
+//! Pass 1 streams tiles of `TILE` negatives past blocks of reference rows and keeps, per row, the
+//! running maximum `c_i` of the logits and `Σ_j exp(logit_ij - c_i)` (an online log-sum-exp, rescaled
+//! whenever the maximum grows). The maximum ends as the reference's detached `c_i`, so the corrected
+//! align/uniform terms are reproduced. Pass 2 recomputes each tile and accumulates the softmax-weighted
+//! sums the gradients need. Row blocks are split over rayon's threads; each thread sums its column
+//! terms into its own buffer. Memory is O((n + m)·d) per thread.
+//!
+//! Rounding follows the reference's float32 operations where that decides the last digits (which
+//! matters, because the gradients and the corrected align term are sums that nearly cancel): dot
+//! products are sequential fused multiply-adds over `d` (as BLAS), logits are `sim/τ` or `sim·s`, the
+//! softmax weights are `exp(logit - c - lse)·(1/n)` scaled like autograd, and the sums over negatives
+//! (`G·neg`) and over rows (`Gᵀ·ref`, column sums) run in index order in float32. The running
+//! log-sum-exp, the per-row weight sums and the Euclidean gradient assembly use float64.
+//!
+//! With `s` the inverse temperature, `P_i = sim(ref_i, pos_i)`, `N_ij = sim(ref_i, neg_j)`,
+//! `W_ij = softmax_j(s N_ij)` and `G_ij = s W_ij / n`:
+//! `∂L/∂P_i = -s/n`, `∂L/∂N_ij = G_ij`, `∂L/∂s = (1/n) Σ_i (Σ_j W_ij N_ij - P_i)`.
+mod kernel;
+
+use crate::error::{invalid, shape_mismatch, Result};
+use kernel::{ColumnSums, Layout, RowState, ROW_BLOCK, TILE};
+use rayon::prelude::*;
+
+/// The similarity of the InfoNCE variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Similarity {
+    /// Dot product (the reference's "cosine" criterions, which expect normalised embeddings).
+    Dot,
+    /// Negative squared Euclidean distance, `-(|a|² + |b|² - 2 a·b)`.
+    Euclidean,
+}
+
+/// Borrowed row-major float32 inputs: `reference` and `positive` `(n, d)`, `negative` `(m, d)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// `(n, d)` reference embeddings.
+    pub reference: &'a [f32],
+    /// `(n, d)` positive embeddings.
+    pub positive: &'a [f32],
+    /// `(m, d)` negative embeddings.
+    pub negative: &'a [f32],
+    /// Rows of `reference` and `positive`.
+    pub n: usize,
+    /// Rows of `negative`.
+    pub m: usize,
+    /// Columns of all three.
+    pub d: usize,
+    /// Which similarity.
+    pub similarity: Similarity,
+    /// How similarities become logits.
+    pub scaling: Scaling,
+    /// Optional precomputed `(|ref_i|², |neg_j|²)` for the Euclidean similarity and `P_i`, so that a
+    /// caller can supply them rounded exactly as its reference computes them (the tiled dot products
+    /// already are: sequential fused multiply-adds, as BLAS). `None`: computed here.
+    pub precomputed: Option<Precomputed<'a>>,
+}
+
+/// How similarities become logits, in the reference's float32 operation (the last bit matters at
+/// small temperatures).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scaling {
+    /// `sim / τ` (the fixed-temperature criterions).
+    DivideByTemperature(f32),
+    /// `sim · s` (the learnable ones, `s` the clamped inverse temperature).
+    MultiplyByInverseTemperature(f32),
+}
+
+impl Scaling {
+    /// `x / τ` or `x · s`.
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Scaling::DivideByTemperature(t) => x / t,
+            Scaling::MultiplyByInverseTemperature(s) => x * s,
+        }
+    }
+
+    /// `s = 1/τ`.
+    pub fn inverse_temperature(self) -> f64 {
+        match self {
+            Scaling::DivideByTemperature(t) => 1.0 / f64::from(t),
+            Scaling::MultiplyByInverseTemperature(s) => f64::from(s),
+        }
+    }
+
+    fn value(self) -> f32 {
+        match self {
+            Scaling::DivideByTemperature(v) | Scaling::MultiplyByInverseTemperature(v) => v,
+        }
+    }
+}
+
+/// See [`Inputs::precomputed`].
+#[derive(Debug, Clone, Copy)]
+pub struct Precomputed<'a> {
+    /// `(n,)` `|ref_i|²` (read for the Euclidean similarity only).
+    pub reference_sq: &'a [f32],
+    /// `(m,)` `|neg_j|²` (read for the Euclidean similarity only).
+    pub negative_sq: &'a [f32],
+    /// `(n,)` `P_i = sim(ref_i, pos_i)`.
+    pub positive_similarity: &'a [f32],
+}
+
+/// The three scalars of the reference's InfoNCE.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Losses {
+    /// `align + uniform` (stabilised terms).
+    pub loss: f64,
+    /// `mean(-(pos - c)) - mean(c)`.
+    pub align: f64,
+    /// `mean(logsumexp(neg - c)) + mean(c)`.
+    pub uniform: f64,
+}
+
+/// Per reference row: the reference's detached `c_i = max_j logit_ij` and `logsumexp_j(logit_ij - c_i)`,
+/// from which a caller can form the three terms with its own reductions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowTerms {
+    /// `(n,)` `c_i`.
+    pub max: Vec<f32>,
+    /// `(n,)` `ln Σ_j exp(logit_ij - c_i)`.
+    pub log_sum_exp: Vec<f32>,
+}
+
+impl RowTerms {
+    fn new(states: &[RowState]) -> Self {
+        RowTerms { max: states.iter().map(|s| s.max).collect(), log_sum_exp: states.iter().map(|s| s.sum.ln() as f32).collect() }
+    }
+}
+
+/// The losses and the gradients of `loss`.
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    /// Forward values.
+    pub losses: Losses,
+    /// Forward per-row terms.
+    pub rows: RowTerms,
+    /// `(n, d)`.
+    pub reference: Vec<f32>,
+    /// `(n, d)`.
+    pub positive: Vec<f32>,
+    /// `(m, d)`.
+    pub negative: Vec<f32>,
+    /// `∂loss/∂s`.
+    pub inverse_temperature: f64,
+}
+
+impl Inputs<'_> {
+    fn check(&self) -> Result<()> {
+        let (n, m, d) = (self.n, self.m, self.d);
+        if n == 0 || m == 0 || d == 0 {
+            return Err(invalid!("fused InfoNCE needs n, m, d >= 1, got n={n}, m={m}, d={d}"));
+        }
+        for (name, len, rows) in
+            [("reference", self.reference.len(), n), ("positive", self.positive.len(), n), ("negative", self.negative.len(), m)]
+        {
+            if Some(len) != rows.checked_mul(d) {
+                return Err(shape_mismatch!("fused InfoNCE: '{name}' has {len} values, expected {rows} x {d}"));
+            }
+        }
+        if let Some(pre) = &self.precomputed {
+            let euclidean = self.similarity == Similarity::Euclidean;
+            for (name, len, want, needed) in [
+                ("reference_sq", pre.reference_sq.len(), n, euclidean),
+                ("negative_sq", pre.negative_sq.len(), m, euclidean),
+                ("positive_similarity", pre.positive_similarity.len(), n, true),
+            ] {
+                if needed && len != want {
+                    return Err(shape_mismatch!("fused InfoNCE: '{name}' has {len} values, expected {want}"));
+                }
+            }
+        }
+        let v = self.scaling.value();
+        if !(v.is_finite() && v > 0.0) {
+            return Err(invalid!("fused InfoNCE: the (inverse) temperature must be finite and positive, got {v}"));
+        }
+        Ok(())
+    }
+
+    fn layout(&self) -> Layout<'_> {
+        let (m, d) = (self.m, self.d);
+        let m_padded = m.div_ceil(TILE) * TILE;
+        let mut negative_t = vec![0.0f32; d * m_padded];
+        for (j, row) in self.negative.chunks_exact(d).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                negative_t[k * m_padded + j] = v;
+            }
+        }
+        let squares = |x: &[f32], given: Option<&[f32]>, rows: usize| -> Vec<f32> {
+            let mut out: Vec<f32> = match given {
+                Some(v) => v.to_vec(),
+                None => x.chunks_exact(d).map(|r| sum_of_products(r, r)).collect(),
+            };
+            out.resize(rows, 0.0);
+            out
+        };
+        let euclidean = self.similarity == Similarity::Euclidean;
+        let pre = self.precomputed;
+        Layout {
+            reference: self.reference,
+            d,
+            n: self.n,
+            m,
+            m_padded,
+            negative_t,
+            negative_sq: if euclidean { squares(self.negative, pre.map(|p| p.negative_sq), m_padded) } else { Vec::new() },
+            reference_sq: if euclidean { squares(self.reference, pre.map(|p| p.reference_sq), self.n) } else { Vec::new() },
+            similarity: self.similarity,
+            scaling: self.scaling,
+        }
+    }
+
+    /// `P_i`, in float32 like the reference's einsum.
+    fn positive_similarity(&self) -> Vec<f32> {
+        if let Some(pre) = &self.precomputed {
+            return pre.positive_similarity.to_vec();
+        }
+        let d = self.d;
+        self.reference
+            .chunks_exact(d)
+            .zip(self.positive.chunks_exact(d))
+            .map(|(r, p)| {
+                let dot = sum_of_products(r, p);
+                match self.similarity {
+                    Similarity::Dot => dot,
+                    Similarity::Euclidean => -((sum_of_products(r, r) + sum_of_products(p, p)) - dot * 2.0),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `Σ a_k b_k` as libtorch's `(a*b).sum()` rounds it for short rows: each product rounded, then summed
+/// in order.
+fn sum_of_products(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0f32, |acc, (&x, &y)| acc + x * y)
+}
+
+
+fn log_sum_exp(layout: &Layout, n: usize) -> Vec<RowState> {
+    let mut states = vec![RowState::default(); n];
+    states.par_chunks_mut(ROW_BLOCK).enumerate().for_each(|(block, states)| {
+        let start = block * ROW_BLOCK;
+        kernel::log_sum_exp_pass(layout, start..start + states.len(), states);
+    });
+    states
+}
+
+/// The three terms, rounded as the reference's float32 tensors are: per-row terms and the final
+/// corrections in float32 (the corrected terms cancel `mean(c)` and keep its rounding), means summed
+/// in float64 and rounded once (libtorch's cascade sums are about that accurate).
+fn losses(inputs: &Inputs, states: &[RowState], positive_similarity: &[f32]) -> Losses {
+    let n = inputs.n as f64;
+    let mean = |terms: &mut dyn Iterator<Item = f32>| (terms.map(f64::from).sum::<f64>() / n) as f32;
+    let align = mean(&mut states.iter().zip(positive_similarity).map(|(st, &p)| -(inputs.scaling.apply(p) - st.max)));
+    let uniform = mean(&mut states.iter().map(|st| st.sum.ln() as f32));
+    let max = mean(&mut states.iter().map(|st| st.max));
+    Losses { loss: f64::from(align + uniform), align: f64::from(align - max), uniform: f64::from(uniform + max) }
+}
+
+/// The loss, align and uniform terms.
+///
+/// ```
+/// use cebra::fused::{forward, Inputs, Scaling, Similarity};
+/// let x = [1.0f32, 0.0, 0.0, 1.0];
+/// let inputs = Inputs {
+///     reference: &x, positive: &x, negative: &x, n: 2, m: 2, d: 2,
+///     similarity: Similarity::Dot, scaling: Scaling::DivideByTemperature(1.0), precomputed: None,
+/// };
+/// let out = forward(&inputs).unwrap();
+/// // Each row: -1 + log(e + 1).
+/// assert!((out.loss - (-1.0 + (1.0f64.exp() + 1.0).ln())).abs() < 1e-6);
+/// ```
+pub fn forward(inputs: &Inputs) -> Result<Losses> {
+    Ok(forward_rows(inputs)?.0)
+}
+
+/// [`forward`], with the per-row terms.
+pub fn forward_rows(inputs: &Inputs) -> Result<(Losses, RowTerms)> {
+    inputs.check()?;
+    let layout = inputs.layout();
+    let states = log_sum_exp(&layout, inputs.n);
+    Ok((losses(inputs, &states, &inputs.positive_similarity()), RowTerms::new(&states)))
+}
+
+/// The losses and the analytic gradients of `loss` with respect to the three inputs and `s`.
+pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
+    inputs.check()?;
+    let (n, m, d) = (inputs.n, inputs.m, inputs.d);
+    let layout = inputs.layout();
+    let mut states = log_sum_exp(&layout, n);
+    let positive_similarity = inputs.positive_similarity();
+    let losses = losses(inputs, &states, &positive_similarity);
+    let rows = RowTerms::new(&states);
+    let log_sums = &rows.log_sum_exp;
+    let mut weighted_negative = vec![0.0f32; n * d];
+    let columns = states
+        .par_chunks_mut(ROW_BLOCK)
+        .zip(weighted_negative.par_chunks_mut(ROW_BLOCK * d))
+        .enumerate()
+        .fold(
+            || ColumnSums::new(d, layout.m_padded),
+            |mut columns, (block, (states, weighted))| {
+                let start = block * ROW_BLOCK;
+                let rows = start..start + states.len();
+                kernel::gradient_pass(&layout, rows.clone(), states, &log_sums[rows], weighted, &mut columns);
+                columns
+            },
+        )
+        .reduce_with(ColumnSums::add)
+        .expect("n >= 1 gives at least one block");
+
+    // ∂L/∂P_i = -s/n for every row, rounded as autograd does: the mean's 1/n, then the scaling.
+    let g32 = inputs.scaling.apply(-(1.0 / n as f32));
+    let g = f64::from(g32);
+    let mut grad_ref = vec![0.0f32; n * d];
+    let mut grad_pos = vec![0.0f32; n * d];
+    let pairs = inputs.reference.chunks_exact(d).zip(inputs.positive.chunks_exact(d));
+    for (i, (r, p)) in pairs.enumerate() {
+        let wq = &weighted_negative[i * d..(i + 1) * d];
+        let weight_sum = states[i].weight_sum;
+        for k in 0..d {
+            let (gr, gp) = match inputs.similarity {
+                // Two float32 terms, as autograd adds them.
+                Similarity::Dot => (wq[k] + g32 * p[k], g32 * r[k]),
+                // ∂N_ij/∂r_i = 2(q_j - r_i), ∂P_i/∂r_i = 2(p_i - r_i), ∂P_i/∂p_i = 2(r_i - p_i).
+                // As the reference's autograd adds them: the dot-product terms and 2·ref·∂L/∂|ref|².
+                // These terms can nearly cancel: combined in float64.
+                Similarity::Euclidean => {
+                    let (wq, r, p) = (f64::from(wq[k]), f64::from(r[k]), f64::from(p[k]));
+                    let square_grad = f64::from(-g32 - weight_sum as f32);
+                    ((2.0 * wq + 2.0 * g * p + 2.0 * r * square_grad) as f32, (2.0 * g * (r - p)) as f32)
+                }
+            };
+            grad_ref[i * d + k] = gr;
+            grad_pos[i * d + k] = gp;
+        }
+    }
+    let mut grad_neg = vec![0.0f32; m * d];
+    for (j, q) in inputs.negative.chunks_exact(d).enumerate() {
+        for k in 0..d {
+            let wr = columns.weighted_reference_t[k * layout.m_padded + j];
+            grad_neg[j * d + k] = match inputs.similarity {
+                Similarity::Dot => wr as f32,
+                // ∂N_ij/∂q_j = 2(r_i - q_j).
+                Similarity::Euclidean => (2.0 * f64::from(wr) - 2.0 * f64::from(columns.weight_sum[j]) * f64::from(q[k])) as f32,
+            };
+        }
+    }
+    // Σ_j G_ij N_ij = (s/n) Σ_j W_ij N_ij, so ∂L/∂s = Σ_i weighted_similarity_i / s - mean(P).
+    let weighted: f64 = states.iter().map(|st| st.weighted_similarity).sum();
+    let positive_mean = positive_similarity.iter().map(|&p| f64::from(p)).sum::<f64>() / n as f64;
+    let grad_s = weighted / inputs.scaling.inverse_temperature() - positive_mean;
+    Ok(Gradients { losses, rows, reference: grad_ref, positive: grad_pos, negative: grad_neg, inverse_temperature: grad_s })
+}
