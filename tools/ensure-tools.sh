@@ -38,7 +38,7 @@ for group in "$@"; do
 done
 for tool in cargo rustc; do
     if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "ensure-tools: '$tool' not found: install a Rust toolchain >= 1.88 (https://rustup.rs)" >&2
+        echo "ensure-tools: '$tool' not found: install a Rust toolchain >= 1.89 (https://rustup.rs)" >&2
         exit 1
     fi
 done
