@@ -148,8 +148,9 @@ pub enum Reduce {
     Sum,
 }
 
+/// Which loss a criterion computes, with its parameters.
 #[derive(Debug)]
-enum Kind_ {
+enum Family {
     FixedInfoNce { distance: Distance, temperature: f64 },
     LearnableInfoNce { distance: Distance, log_inverse_temperature: Tensor, max_inverse_temperature: f64, min_temperature: Option<f64> },
     Nce { temperature: f64, negative_weight: f64, reduce: Reduce },
@@ -197,7 +198,7 @@ struct FusedGradients {
 pub struct Criterion {
     name: String,
     options: Options,
-    kind: Kind_,
+    kind: Family,
     implementation: Implementation,
 }
 
@@ -284,7 +285,7 @@ impl Criterion {
         let kind = match name {
             "fixed-cosine-infonce" | "fixed-euclidean-infonce" | "infonce" | "infomse" => {
                 options.check_keys(&["temperature", "implementation"], &owner)?;
-                Kind_::FixedInfoNce { distance: distance(name), temperature: positive(options, "temperature", 1.0)? }
+                Family::FixedInfoNce { distance: distance(name), temperature: positive(options, "temperature", 1.0)? }
             }
             "learnable-cosine-infonce" | "learnable-euclidean-infonce" => {
                 options.check_keys(&["temperature", "min_temperature", "implementation"], &owner)?;
@@ -299,7 +300,7 @@ impl Criterion {
                 let value = (1.0 / temperature).ln();
                 let log_inverse_temperature =
                     Tensor::f_from_slice(&[value as f32])?.f_reshape([0i64; 0].as_slice())?.set_requires_grad(true);
-                Kind_::LearnableInfoNce {
+                Family::LearnableInfoNce {
                     distance: distance(name),
                     log_inverse_temperature,
                     max_inverse_temperature: min_temperature.map_or(f64::INFINITY, |m| 1.0 / m),
@@ -316,7 +317,7 @@ impl Criterion {
                     "sum" => Reduce::Sum,
                     other => return Err(invalid!("option 'reduce' must be 'mean' or 'sum', got '{other}'")),
                 };
-                Kind_::Nce {
+                Family::Nce {
                     temperature: positive(options, "temperature", 1.0)?,
                     negative_weight: options.f64_or("negative_weight", 1.0)?,
                     reduce,
@@ -350,12 +351,12 @@ impl Criterion {
 
     /// Whether the criterion has a learnable temperature.
     pub fn is_learnable(&self) -> bool {
-        matches!(self.kind, Kind_::LearnableInfoNce { .. })
+        matches!(self.kind, Family::LearnableInfoNce { .. })
     }
 
     /// Whether the outputs are per-sample vectors (NCE) rather than scalars.
     pub fn is_per_sample(&self) -> bool {
-        matches!(self.kind, Kind_::Nce { .. })
+        matches!(self.kind, Family::Nce { .. })
     }
 
     fn inverse_temperature(log_inverse_temperature: &Tensor, max: f64) -> Result<Tensor> {
@@ -366,8 +367,8 @@ impl Criterion {
     /// The current temperature: fixed, or `1 / clamp(exp(log_inverse_temperature))`.
     pub fn temperature(&self) -> f64 {
         match &self.kind {
-            Kind_::FixedInfoNce { temperature, .. } | Kind_::Nce { temperature, .. } => *temperature,
-            Kind_::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => tch::no_grad(|| {
+            Family::FixedInfoNce { temperature, .. } | Family::Nce { temperature, .. } => *temperature,
+            Family::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => tch::no_grad(|| {
                 Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)
                     .and_then(|s| Ok(f64::try_from(&s)?))
                     .map(|s| 1.0 / s)
@@ -379,7 +380,7 @@ impl Criterion {
     /// The minimum temperature of a learnable criterion.
     pub fn min_temperature(&self) -> Option<f64> {
         match &self.kind {
-            Kind_::LearnableInfoNce { min_temperature, .. } => *min_temperature,
+            Family::LearnableInfoNce { min_temperature, .. } => *min_temperature,
             _ => None,
         }
     }
@@ -398,8 +399,8 @@ impl Criterion {
         use crate::fused::Scaling;
         let (similarity, scaling, temperature_chain) = match &self.kind {
             // The reference divides by the Python float τ, which libtorch rounds to float32.
-            Kind_::FixedInfoNce { distance, temperature } => (*distance, Scaling::DivideByTemperature(*temperature as f32), None),
-            Kind_::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
+            Family::FixedInfoNce { distance, temperature } => (*distance, Scaling::DivideByTemperature(*temperature as f32), None),
+            Family::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
                 let exp = tch::no_grad(|| log_inverse_temperature.f_exp().and_then(|t| f32::try_from(&t)))?;
                 // clamp_max passes the gradient where exp(l) <= max, as in libtorch.
                 if f64::from(exp) <= *max_inverse_temperature {
@@ -408,7 +409,7 @@ impl Criterion {
                     (*distance, Scaling::MultiplyByInverseTemperature(*max_inverse_temperature as f32), Some(0.0))
                 }
             }
-            Kind_::Nce { .. } => return Ok(None),
+            Family::Nce { .. } => return Ok(None),
         };
         let host = |t: &Tensor| -> Result<Vec<f32>> { Ok(Vec::<f32>::try_from(&t.f_detach()?.f_contiguous()?.f_view([-1i64])?)?) };
         let (r, p, q) = (host(ref_)?, host(pos)?, host(neg)?);
@@ -448,7 +449,7 @@ impl Criterion {
 
     fn log_inverse_temperature(&self) -> Option<&Tensor> {
         match &self.kind {
-            Kind_::LearnableInfoNce { log_inverse_temperature, .. } => Some(log_inverse_temperature),
+            Family::LearnableInfoNce { log_inverse_temperature, .. } => Some(log_inverse_temperature),
             _ => None,
         }
     }
@@ -480,14 +481,14 @@ impl Criterion {
             .f_add(&pos.f_mul(&grads.grad_pos)?.f_sum(None)?)?
             .f_add(&neg.f_mul(&grads.grad_neg)?.f_sum(None)?)?;
         let positive = match &self.kind {
-            Kind_::FixedInfoNce { distance, temperature } => positive_similarity(*distance, ref_, pos)?.f_div_scalar(*temperature)?,
-            Kind_::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
+            Family::FixedInfoNce { distance, temperature } => positive_similarity(*distance, ref_, pos)?.f_div_scalar(*temperature)?,
+            Family::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
                 let g = grads.grad_log_inverse_temperature.unwrap_or(0.0);
                 surrogate = surrogate.f_add(&log_inverse_temperature.f_mul_scalar(g)?)?;
                 let s = Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)?;
                 positive_similarity(*distance, ref_, pos)?.f_mul(&s)?
             }
-            Kind_::Nce { .. } => unreachable!("fused_data returns None for NCE"),
+            Family::Nce { .. } => unreachable!("fused_data returns None for NCE"),
         };
         let align_graph = positive.f_mean(None)?.f_neg()?;
         let delta = |t: &Tensor| -> Result<Tensor> { Ok(t.f_sub(&t.f_detach()?)?) };
@@ -509,11 +510,11 @@ impl Criterion {
             let log_sum_exp = Tensor::f_from_slice(&rows.log_sum_exp)?;
             let positive = Tensor::f_from_slice(&data.positive_similarity)?;
             let positive = match &self.kind {
-                Kind_::FixedInfoNce { temperature, .. } => positive.f_div_scalar(*temperature)?,
-                Kind_::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => {
+                Family::FixedInfoNce { temperature, .. } => positive.f_div_scalar(*temperature)?,
+                Family::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => {
                     positive.f_mul(&Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)?)?
                 }
-                Kind_::Nce { .. } => unreachable!("fused_data returns None for NCE"),
+                Family::Nce { .. } => unreachable!("fused_data returns None for NCE"),
             };
             let align = positive.f_sub(&c)?.f_neg()?.f_mean(None)?;
             let uniform = log_sum_exp.f_mean(None)?;
@@ -552,16 +553,16 @@ impl Criterion {
             Distance::Euclidean => euclidean_similarity(ref_, pos, neg),
         };
         let (loss, align, uniform) = match &self.kind {
-            Kind_::FixedInfoNce { distance, temperature } => {
+            Family::FixedInfoNce { distance, temperature } => {
                 let (p, n) = similarity(*distance)?;
                 infonce(&p.f_div_scalar(*temperature)?, &n.f_div_scalar(*temperature)?)?
             }
-            Kind_::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
+            Family::LearnableInfoNce { distance, log_inverse_temperature, max_inverse_temperature, .. } => {
                 let s = Self::inverse_temperature(log_inverse_temperature, *max_inverse_temperature)?;
                 let (p, n) = similarity(*distance)?;
                 infonce(&p.f_mul(&s)?, &n.f_mul(&s)?)?
             }
-            Kind_::Nce { temperature, negative_weight, reduce } => {
+            Family::Nce { temperature, negative_weight, reduce } => {
                 let (p, n) = dot_similarity(ref_, pos, neg)?;
                 let (p, n) = (p.f_div_scalar(*temperature)?, n.f_div_scalar(*temperature)?);
                 let align = p.f_log_sigmoid()?;
@@ -601,7 +602,7 @@ impl Criterion {
         let output = self.forward(&r, &p, &n)?;
         let objective = self.objective(&output)?;
         let mut inputs = vec![r.shallow_clone(), p.shallow_clone(), n.shallow_clone()];
-        if let Kind_::LearnableInfoNce { log_inverse_temperature, .. } = &self.kind {
+        if let Family::LearnableInfoNce { log_inverse_temperature, .. } = &self.kind {
             inputs.push(log_inverse_temperature.shallow_clone());
         }
         let grads = Tensor::f_run_backward(&[&objective], &inputs, false, false)?;
@@ -633,7 +634,7 @@ impl Criterion {
     /// Trainable parameters (the learnable log inverse temperature, if any).
     pub fn parameters(&self) -> Vec<Tensor> {
         match &self.kind {
-            Kind_::LearnableInfoNce { log_inverse_temperature, .. } => vec![log_inverse_temperature.shallow_clone()],
+            Family::LearnableInfoNce { log_inverse_temperature, .. } => vec![log_inverse_temperature.shallow_clone()],
             _ => Vec::new(),
         }
     }
@@ -647,7 +648,7 @@ impl Criterion {
     pub fn load_state_dict(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
         let expected: Vec<(String, Vec<i64>)> = self.state_dict().into_iter().map(|(k, t)| (k, t.size())).collect();
         crate::model::check_state_dict(&expected, tensors)?;
-        if let Kind_::LearnableInfoNce { log_inverse_temperature, .. } = &mut self.kind {
+        if let Family::LearnableInfoNce { log_inverse_temperature, .. } = &mut self.kind {
             let value = tensors[0].1.f_to_kind(Kind::Float)?;
             tch::no_grad(|| log_inverse_temperature.f_copy_(&value))?;
         }

@@ -454,7 +454,7 @@ mod avx512 {
                 }
                 v += nb;
             }
-            if cp % 16 != 0 {
+            if !cp.is_multiple_of(16) {
                 let lane = n16 * 16;
                 let mut acc = [_mm256_setzero_ps(); C];
                 acc[0] = _mm256_loadu_ps(bp.add(lane));
