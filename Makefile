@@ -116,7 +116,8 @@ clippy:
 header: 
 	@test -f "$(RELEASE)/include/cebra.h" || { echo "header: run make build first" >&2; exit 1; }
 	cp "$(RELEASE)/include/cebra.h" include/cebra.h
-	@echo "header: include/cebra.h refreshed from $(RELEASE)/include/cebra.h"
+	python3 tools/julia/gen_libcebra.py include/cebra.h > bindings/julia/Cebra/src/LibCebra.jl
+	@echo "header: include/cebra.h and the Julia module generated from it refreshed from $(RELEASE)/include/cebra.h"
 
 header-check: build
 	@if diff -u include/cebra.h "$(RELEASE)/include/cebra.h"; then \

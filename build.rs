@@ -28,6 +28,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=XDG_CACHE_HOME");
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    // Re-checked when the committed header changes, so the staleness warning goes away after `make header`.
+    println!("cargo:rerun-if-changed=include/cebra.h");
     // Run paths, so that nothing needs LD_LIBRARY_PATH. Installed (`make install`), libtorch sits in
     // <prefix>/lib/cebra: the library finds it at $ORIGIN/cebra and the CLI at $ORIGIN/../lib/cebra,
     // searched first. In the build tree they find the libtorch they were built with.

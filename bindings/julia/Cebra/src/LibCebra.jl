@@ -293,7 +293,9 @@ const _cebra_criterion_init_pointer = _function_pointer_cache()
 Builds a criterion by name: `fixed-cosine-infonce`, `fixed-euclidean-infonce`,
 `learnable-cosine-infonce`, `learnable-euclidean-infonce`, `nce`, and the aliases `infonce`,
 `infomse`. Options: `temperature` (default 1), `min_temperature` (learnable only), `negative_weight`
-and `reduce=mean|sum` (nce only).
+and `reduce=mean|sum` (nce only), and `implementation=fused|libtorch` (InfoNCE family; default
+`fused`: a tiled kernel that never holds the `n × m` similarity matrix; `libtorch` computes the
+matrix through libtorch autograd, as the reference does).
 
 # Safety
 `name` is NULL or NUL-terminated; `options` is NULL or NUL-terminated; `out` is NULL or writable.
