@@ -13,7 +13,8 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 with FMA (checked at run time).
     Avx2Fma,
-    /// x86-64 AVX-512F (with AVX2 and FMA) for the block products; single rows stay on AVX2.
+    /// x86-64 AVX-512F (with AVX2 and FMA). Compiled by Rust 1.89 or newer (build.rs sets
+    /// `cebra_avx512`); older compilers use AVX2 on such CPUs.
     Avx512,
 }
 
@@ -23,6 +24,7 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                #[cfg(cebra_avx512)]
                 if std::is_x86_feature_detected!("avx512f") {
                     return Isa::Avx512;
                 }
@@ -61,7 +63,7 @@ pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f
         // SAFETY: the lengths were checked above (every access below stays inside them) and
         // `Isa::Avx2Fma` is only ever created by `Isa::detect` after checking the CPU features.
         Isa::Avx2Fma => unsafe { avx2::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", cebra_avx512))]
         // SAFETY: as above; `Isa::Avx512` is only created after checking AVX-512F, AVX2 and FMA.
         Isa::Avx512 => unsafe { avx512::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
         _ => conv_rows_scalar(w, bias, kk, cp, x, stride, rows, out),
@@ -77,7 +79,7 @@ pub fn conv_row_latency(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize,
         #[cfg(target_arch = "x86_64")]
         // SAFETY: lengths checked above; AVX2/FMA presence checked by `Isa::detect`.
         Isa::Avx2Fma => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", cebra_avx512))]
         // SAFETY: lengths checked above; AVX-512F, AVX2 and FMA presence checked by `Isa::detect`.
         Isa::Avx512 => unsafe { avx512::conv_row_split(w, bias, kk, cp, x, out) },
         _ => conv_rows_scalar(w, bias, kk, cp, x, 0, 1, out),
@@ -145,7 +147,7 @@ pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2/FMA presence checked by `Isa::detect`; the function stays inside `x`.
         Isa::Avx2Fma => unsafe { avx2::gelu_inplace(x) },
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", cebra_avx512))]
         // SAFETY: AVX-512F presence checked by `Isa::detect`; the function stays inside `x`.
         Isa::Avx512 => unsafe { avx512::gelu_inplace(x) },
         _ => x.iter_mut().for_each(|v| *v = gelu(*v)),
@@ -322,8 +324,9 @@ mod avx2 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::needless_range_loop)]
+#[cfg(all(target_arch = "x86_64", cebra_avx512))]
+// Compiled only by Rust >= 1.89 (see build.rs), where these intrinsics are stable.
+#[allow(clippy::needless_range_loop, clippy::incompatible_msrv)]
 mod avx512 {
     use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
