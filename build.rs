@@ -23,7 +23,21 @@ fn libtorch_dir() -> Option<PathBuf> {
     dir.canonicalize().ok()
 }
 
+/// The minor version of the compiler building this crate (`1.<minor>`), if it can be asked.
+fn rustc_minor() -> Option<u32> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(rustc).arg("--version").output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.split_whitespace().nth(1)?.split('.').nth(1)?.parse().ok()
+}
+
 fn main() {
+    // The streaming/transform kernels' AVX-512 path uses intrinsics stable since Rust 1.89; the MSRV
+    // is 1.88, so the path is compiled only by compilers that have them (AVX2 remains otherwise).
+    println!("cargo::rustc-check-cfg=cfg(cebra_avx512)");
+    if rustc_minor().is_some_and(|minor| minor >= 89) {
+        println!("cargo:rustc-cfg=cebra_avx512");
+    }
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=XDG_CACHE_HOME");
     println!("cargo:rerun-if-changed=src/ffi");

@@ -7,8 +7,9 @@
 //! cargo bench --bench transform
 //! CEBRA_REFERENCE_PYTHON=/work/venv/bin/python cargo bench --bench transform
 //! ```
-//! Environment: `CEBRA_BENCH_BUDGET_MS`, `CEBRA_BENCH_MIN_RUNS`, `CEBRA_BENCH_THREADS` (libtorch
-//! threads, default 1; the compiled path uses rayon's pool, one thread per core).
+//! Environment: `CEBRA_BENCH_BUDGET_MS`, `CEBRA_BENCH_MIN_RUNS`, `CEBRA_BENCH_THREADS` (libtorch and
+//! reference threads, default: one per core; the compiled path uses rayon's pool, one thread per
+//! core, or one thread when this is 1).
 mod common;
 use cebra::transform::{transform_into, Layout, Recording, TransformOptions};
 use cebra::{init, ModelArgs};
@@ -16,6 +17,13 @@ use cebra::{init, ModelArgs};
 const NAME: &str = "offset10-model";
 
 fn main() {
+    // Both paths on every core unless CEBRA_BENCH_THREADS says otherwise (the compiled path runs
+    // on one thread when libtorch is set to one).
+    if std::env::var_os("CEBRA_BENCH_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // SAFETY: plain environment write before any other thread of this process reads it.
+        unsafe { std::env::set_var("CEBRA_BENCH_THREADS", cores.to_string()) };
+    }
     let threads = common::set_threads();
     let rule = common::Rule::from_env();
     let steps: usize = if common::smoke_run() { 2_000 } else { 100_000 };

@@ -4,7 +4,8 @@
 //! by the chunk and gives the same rows as one pass (also for a short last chunk).
 //!
 //! Built-in convolutional and feed-forward models run on the compiled [`Plan`] of
-//! [`crate::stream`], in parallel over chunks of time; other models (callbacks, resampling models,
+//! [`crate::stream`], in parallel over chunks of time (on one thread when libtorch is set to one,
+//! as with `cebra_set_num_threads(1)`); other models (callbacks, resampling models,
 //! training mode) run through libtorch, chunk by chunk.
 use crate::error::{invalid, shape_mismatch, Error, Result};
 use crate::model::Model;
@@ -242,7 +243,7 @@ fn transform_compiled(
             &mut staged
         }
     };
-    target.par_chunks_mut(tile * o).enumerate().for_each(|(i, chunk)| {
+    let run_chunk = |(i, chunk): (usize, &mut [f32])| {
         // Per-thread buffers that outlive the call: no allocation (nor page faults) per chunk.
         SCRATCH.with(|cell| {
             let (scratch, input) = &mut *cell.borrow_mut();
@@ -265,7 +266,13 @@ fn transform_compiled(
         // Outside the borrow: the callback may do anything, even transform again.
         let rows_out = (chunk.len() / o) as u64;
         progress((done.fetch_add(rows_out, Ordering::Relaxed) + rows_out) as usize);
-    });
+    };
+    // One libtorch thread asked for (cebra_set_num_threads(1)): one thread here too.
+    if tch::get_num_threads() <= 1 {
+        target.chunks_mut(tile * o).enumerate().for_each(run_chunk);
+    } else {
+        target.par_chunks_mut(tile * o).enumerate().for_each(run_chunk);
+    }
     if layout == Layout::ColMajor {
         for t in 0..geo.out_rows {
             for c in 0..o {

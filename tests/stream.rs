@@ -196,3 +196,56 @@ fn kernels_match_libtorch() {
         }
     }
 }
+
+/// A callback model (not compiled: it streams through libtorch's window path) gives the same
+/// embedding as its forward on the window.
+#[test]
+fn a_callback_model_streams_through_its_forward() {
+    use cebra::ffi::*;
+    // out[b, o, t] = sum over channels and the 3-step window starting at t, plus o.
+    unsafe extern "C" fn window_sum(
+        _user: *mut std::ffi::c_void, input: *const f32, batch: i64, num_input: i64, time: i64,
+        output: *mut f32, num_output: i64, out_time: i64,
+    ) -> i32 {
+        for b in 0..batch {
+            for o in 0..num_output {
+                for t in 0..out_time {
+                    let mut s = o as f32;
+                    for c in 0..num_input {
+                        for k in 0..3 {
+                            // SAFETY: indices inside (batch, num_input, time), as libcebra passes.
+                            s += unsafe { *input.add(((b * num_input + c) * time + t + k) as usize) };
+                        }
+                    }
+                    // SAFETY: inside (batch, num_output, out_time).
+                    unsafe { *output.add(((b * num_output + o) * out_time + t) as usize) = s };
+                }
+            }
+        }
+        0
+    }
+    // SAFETY: valid NUL-terminated strings, pointers to locals; everything created is freed.
+    unsafe {
+        assert_eq!(cebra_register_callback(c"stream-test-cb".as_ptr(), 1, 2, Some(window_sum), std::ptr::null_mut(), None, 0), CEBRA_STATUS_OK);
+        let mut model: *mut CebraModel = std::ptr::null_mut();
+        assert_eq!(cebra_model_init(c"stream-test-cb".as_ptr(), 2, 1, 2, std::ptr::null(), &mut model), CEBRA_STATUS_OK);
+        let mut stream: *mut CebraStream = std::ptr::null_mut();
+        assert_eq!(cebra_stream_new(model, &mut stream), CEBRA_STATUS_OK);
+        let mut steps = -1;
+        assert_eq!(cebra_stream_lookahead(stream, &mut steps), CEBRA_STATUS_OK);
+        assert_eq!(steps, 1);
+        let samples: Vec<[f32; 2]> = (0..6).map(|t| [t as f32, 10.0 * t as f32]).collect();
+        for (k, s) in samples.iter().enumerate() {
+            let (mut e, mut ready) = ([f32::NAN; 2], 9u8);
+            assert_eq!(cebra_stream_push(stream, s.as_ptr(), 2, e.as_mut_ptr(), 2, &mut ready), CEBRA_STATUS_OK);
+            assert_eq!(ready, (k >= 2) as u8, "push {k}");
+            if k >= 2 {
+                let window: f32 = samples[k - 2..=k].iter().map(|s| s[0] + s[1]).sum();
+                assert_eq!(e, [window, window + 1.0], "push {k}");
+            }
+        }
+        cebra_stream_free(stream);
+        cebra_model_free(model);
+        assert_eq!(cebra_unregister(c"stream-test-cb".as_ptr()), CEBRA_STATUS_OK);
+    }
+}

@@ -260,3 +260,16 @@ fn cli_transform_reads_and_writes_npy_and_safetensors() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("missing.npy"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn one_libtorch_thread_runs_the_compiled_path_on_one_thread_with_the_same_rows() {
+    let (model, file) = fixture_model("offset10-model-wide");
+    let input = tensor(&file, "input");
+    let (t, n) = (input.size()[0] as usize, input.size()[1] as usize);
+    let x = values(input);
+    let before = tch::get_num_threads();
+    tch::set_num_threads(1);
+    let one = run(model.as_ref(), &x, t, n, Layout::RowMajor, TransformOptions { batch_size: 5, ..Default::default() });
+    tch::set_num_threads(before);
+    assert_close(&one, &values(tensor(&file, "padded")), "one thread");
+}

@@ -13,7 +13,8 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 with FMA (checked at run time).
     Avx2Fma,
-    /// x86-64 AVX-512F (with AVX2 and FMA) for the block products; single rows stay on AVX2.
+    /// x86-64 AVX-512F (with AVX2 and FMA). Compiled by Rust 1.89 or newer (build.rs sets
+    /// `cebra_avx512`); older compilers use AVX2 on such CPUs.
     Avx512,
 }
 
@@ -23,6 +24,7 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                #[cfg(cebra_avx512)]
                 if std::is_x86_feature_detected!("avx512f") {
                     return Isa::Avx512;
                 }
@@ -61,7 +63,7 @@ pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f
         // SAFETY: the lengths were checked above (every access below stays inside them) and
         // `Isa::Avx2Fma` is only ever created by `Isa::detect` after checking the CPU features.
         Isa::Avx2Fma => unsafe { avx2::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", cebra_avx512))]
         // SAFETY: as above; `Isa::Avx512` is only created after checking AVX-512F, AVX2 and FMA.
         Isa::Avx512 => unsafe { avx512::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
         _ => conv_rows_scalar(w, bias, kk, cp, x, stride, rows, out),
@@ -76,10 +78,9 @@ pub fn conv_row_latency(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize,
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: lengths checked above; AVX2/FMA presence checked by `Isa::detect`.
-        Isa::Avx2Fma => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: lengths checked above; AVX-512F, AVX2 and FMA presence checked by `Isa::detect`.
-        Isa::Avx512 => unsafe { avx512::conv_row_split(w, bias, kk, cp, x, out) },
+        // AVX-512 CPUs too: for one row the 8-lane kernel measured faster than a 16-lane one (a
+        // single short product does not amortise the wider unit's start-up).
+        Isa::Avx2Fma | Isa::Avx512 => unsafe { avx2::conv_row_split(w, bias, kk, cp, x, out) },
         _ => conv_rows_scalar(w, bias, kk, cp, x, 0, 1, out),
     }
 }
@@ -145,7 +146,7 @@ pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2/FMA presence checked by `Isa::detect`; the function stays inside `x`.
         Isa::Avx2Fma => unsafe { avx2::gelu_inplace(x) },
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", cebra_avx512))]
         // SAFETY: AVX-512F presence checked by `Isa::detect`; the function stays inside `x`.
         Isa::Avx512 => unsafe { avx512::gelu_inplace(x) },
         _ => x.iter_mut().for_each(|v| *v = gelu(*v)),
@@ -239,46 +240,63 @@ mod avx2 {
         }
     }
 
-    /// One output row, the window split in two halves summed by separate accumulator chains.
+    /// `NB` 8-lane vectors of one output row from vector `v0`, the window split in two halves summed
+    /// by separate accumulator chains. `NB` is a constant so that the accumulators stay in registers.
+    ///
+    /// # Safety
+    /// AVX2 and FMA available; `v0 + NB <= cp / 8`; slice lengths as checked by
+    /// `super::conv_row_latency`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn split_block<const NB: usize>(wp: *const f32, bp: *const f32, kk: usize, cp: usize, xp: *const f32, v0: usize, op: *mut f32) {
+        let half = kk / 2;
+        // SAFETY: i < kk, lanes below (v0 + NB) * 8 <= cp: inside the checked lengths.
+        unsafe {
+            let mut a: [__m256; NB] = std::array::from_fn(|v| _mm256_loadu_ps(bp.add((v0 + v) * 8)));
+            let mut b = [_mm256_setzero_ps(); NB];
+            for i in 0..half {
+                let xa = _mm256_broadcast_ss(&*xp.add(i));
+                let xb = _mm256_broadcast_ss(&*xp.add(half + i));
+                let wa = wp.add(i * cp + v0 * 8);
+                let wb = wp.add((half + i) * cp + v0 * 8);
+                for v in 0..NB {
+                    a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wa.add(v * 8)), a[v]);
+                    b[v] = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wb.add(v * 8)), b[v]);
+                }
+            }
+            if kk % 2 == 1 {
+                let i = kk - 1;
+                let xa = _mm256_broadcast_ss(&*xp.add(i));
+                for v in 0..NB {
+                    a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wp.add(i * cp + (v0 + v) * 8)), a[v]);
+                }
+            }
+            for v in 0..NB {
+                _mm256_storeu_ps(op.add((v0 + v) * 8), _mm256_add_ps(a[v], b[v]));
+            }
+        }
+    }
+
+    /// One output row (the streaming product), in blocks of up to four 8-lane vectors.
     ///
     /// # Safety
     /// AVX2 and FMA available; slice lengths as checked by `super::conv_row_latency`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn conv_row_split(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
         let nv = cp / 8;
-        let half = kk / 2;
         let (wp, bp, xp, op) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
         let mut v0 = 0;
-        // SAFETY: i < kk, v < nv: inside the checked lengths.
+        // SAFETY: v0 + NB <= nv in every call; lengths as the caller checked.
         unsafe {
-            while v0 < nv {
-                let nb = (nv - v0).min(4);
-                let mut a = [_mm256_setzero_ps(); 4];
-                let mut b = [_mm256_setzero_ps(); 4];
-                for v in 0..nb {
-                    a[v] = _mm256_loadu_ps(bp.add((v0 + v) * 8));
-                }
-                for i in 0..half {
-                    let xa = _mm256_broadcast_ss(&*xp.add(i));
-                    let xb = _mm256_broadcast_ss(&*xp.add(half + i));
-                    let wa = wp.add(i * cp + v0 * 8);
-                    let wb = wp.add((half + i) * cp + v0 * 8);
-                    for v in 0..nb {
-                        a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wa.add(v * 8)), a[v]);
-                        b[v] = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wb.add(v * 8)), b[v]);
-                    }
-                }
-                if kk % 2 == 1 {
-                    let i = kk - 1;
-                    let xa = _mm256_broadcast_ss(&*xp.add(i));
-                    for v in 0..nb {
-                        a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wp.add(i * cp + (v0 + v) * 8)), a[v]);
-                    }
-                }
-                for v in 0..nb {
-                    _mm256_storeu_ps(op.add((v0 + v) * 8), _mm256_add_ps(a[v], b[v]));
-                }
-                v0 += nb;
+            while v0 + 4 <= nv {
+                split_block::<4>(wp, bp, kk, cp, xp, v0, op);
+                v0 += 4;
+            }
+            match nv - v0 {
+                3 => split_block::<3>(wp, bp, kk, cp, xp, v0, op),
+                2 => split_block::<2>(wp, bp, kk, cp, xp, v0, op),
+                1 => split_block::<1>(wp, bp, kk, cp, xp, v0, op),
+                _ => {}
             }
         }
     }
@@ -322,8 +340,9 @@ mod avx2 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::needless_range_loop)]
+#[cfg(all(target_arch = "x86_64", cebra_avx512))]
+// Compiled only by Rust >= 1.89 (see build.rs), where these intrinsics are stable.
+#[allow(clippy::needless_range_loop, clippy::incompatible_msrv)]
 mod avx512 {
     use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
@@ -408,68 +427,6 @@ mod avx512 {
             while t < rows {
                 rows_of::<1>(w, bias, kk, cp, x, stride, t, out);
                 t += 1;
-            }
-        }
-    }
-
-    /// One output row with the window cut in four quarters summed by separate accumulator chains
-    /// (latency, not throughput, bounds a single matrix-vector product): 16-lane vectors in pairs,
-    /// then a 16-lane single and an 8-lane tail.
-    ///
-    /// # Safety
-    /// AVX-512F, AVX2 and FMA available; slice lengths as checked by `super::conv_row_latency`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn conv_row_split(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], out: &mut [f32]) {
-        const C: usize = 4;
-        let q = kk / C;
-        let (wp, bp, xp, op) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
-        let n16 = cp / 16;
-        // SAFETY (whole body): i < kk and lanes < cp stay inside the checked lengths.
-        unsafe {
-            let mut v = 0;
-            while v < n16 {
-                let nb = (n16 - v).min(2);
-                let mut acc = [[_mm512_setzero_ps(); 2]; C];
-                for b in 0..nb {
-                    acc[0][b] = _mm512_loadu_ps(bp.add((v + b) * 16));
-                }
-                for i in 0..q {
-                    for c in 0..C {
-                        let xi = _mm512_set1_ps(*xp.add(c * q + i));
-                        let wrow = wp.add((c * q + i) * cp + v * 16);
-                        for b in 0..nb {
-                            acc[c][b] = _mm512_fmadd_ps(xi, _mm512_loadu_ps(wrow.add(b * 16)), acc[c][b]);
-                        }
-                    }
-                }
-                for i in C * q..kk {
-                    let xi = _mm512_set1_ps(*xp.add(i));
-                    for b in 0..nb {
-                        acc[0][b] = _mm512_fmadd_ps(xi, _mm512_loadu_ps(wp.add(i * cp + (v + b) * 16)), acc[0][b]);
-                    }
-                }
-                for b in 0..nb {
-                    let sum = _mm512_add_ps(_mm512_add_ps(acc[0][b], acc[1][b]), _mm512_add_ps(acc[2][b], acc[3][b]));
-                    _mm512_storeu_ps(op.add((v + b) * 16), sum);
-                }
-                v += nb;
-            }
-            if !cp.is_multiple_of(16) {
-                let lane = n16 * 16;
-                let mut acc = [_mm256_setzero_ps(); C];
-                acc[0] = _mm256_loadu_ps(bp.add(lane));
-                for i in 0..q {
-                    for c in 0..C {
-                        let xi = _mm256_set1_ps(*xp.add(c * q + i));
-                        acc[c] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(wp.add((c * q + i) * cp + lane)), acc[c]);
-                    }
-                }
-                for i in C * q..kk {
-                    let xi = _mm256_set1_ps(*xp.add(i));
-                    acc[0] = _mm256_fmadd_ps(xi, _mm256_loadu_ps(wp.add(i * cp + lane)), acc[0]);
-                }
-                let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-                _mm256_storeu_ps(op.add(lane), sum);
             }
         }
     }
