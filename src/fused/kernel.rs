@@ -239,58 +239,102 @@ pub fn gradient_pass(
     // vector lanes.
     let mut row_sums = vec![[0.0f32; ROW_BLOCK]; d];
     let mut weight_t = [[0.0f32; ROW_BLOCK]; TILE];
-    let (mut sim, mut weight) = ([0.0f32; TILE], [0.0f32; TILE]);
+    let mut weights = [[0.0f32; TILE]; ROW_BLOCK];
+    let mut sim = [0.0f32; TILE];
     let (scaling, inverse_n) = (layout.scaling, 1.0 / layout.n as f32);
+    let block_reference = &layout.reference[rows.start * d..rows.end * d];
     for j0 in (0..mp).step_by(TILE) {
         for (b, row) in rows.clone().enumerate() {
             let state = &mut states[b];
             let r = &layout.reference[row * d..(row + 1) * d];
+            let weight = &mut weights[b];
             similarity_tile(fma, layout, r, row, j0, &mut sim);
-            logits(layout, j0, &sim, &mut weight);
+            logits(layout, j0, &sim, weight);
             let (max, log_sum) = (state.max, log_sums[b]);
             for v in weight.iter_mut() {
                 *v = (*v - max) - log_sum;
             }
-            exp_tile(fma, &mut weight);
+            exp_tile(fma, weight);
             for v in weight.iter_mut() {
                 *v = scaling.apply(*v * inverse_n);
             }
-            state.weight_sum += f64::from(lane_sum(&weight));
+            state.weight_sum += f64::from(lane_sum(weight));
             let mut weighted = [0.0f32; TILE];
             for t in 0..TILE {
                 weighted[t] = weight[t] * sim[t];
                 weight_t[t][b] = weight[t];
             }
             state.weighted_similarity += f64::from(lane_sum(&weighted));
-            let column_weights: &mut [f32; TILE] =
-                (&mut columns.weight_sum[j0..j0 + TILE]).try_into().expect("tile inside the layout");
+        }
+        let weights = &weights[..block];
+        // Column sums over the block's rows in row order (as one row at a time would add them), with
+        // the tile's partial sums held in registers across the rows.
+        let column_weights: &mut [f32; TILE] =
+            (&mut columns.weight_sum[j0..j0 + TILE]).try_into().expect("tile inside the layout");
+        let mut acc = *column_weights;
+        for w in weights {
             for t in 0..TILE {
-                column_weights[t] += weight[t];
-            }
-            for (k, &rk) in r.iter().enumerate() {
-                let start = k * mp + j0;
-                let acc: &mut [f32; TILE] =
-                    (&mut columns.weighted_reference_t[start..start + TILE]).try_into().expect("tile inside the layout");
-                for t in 0..TILE {
-                    acc[t] = mul_add(fma, weight[t], rk, acc[t]);
-                }
+                acc[t] += w[t];
             }
         }
-        for (k, sums) in row_sums.iter_mut().enumerate() {
-            let q: &[f32; TILE] = layout.negative_t[k * mp + j0..k * mp + j0 + TILE].try_into().expect("tile inside the layout");
-            // Register-resident sums for this dimension, over the tile's negatives in order.
-            let mut acc = *sums;
-            for (w, &qt) in weight_t.iter().zip(q) {
-                for b in 0..ROW_BLOCK {
-                    acc[b] = mul_add(fma, w[b], qt, acc[b]);
+        *column_weights = acc;
+        for k in 0..d {
+            let start = k * mp + j0;
+            let column: &mut [f32; TILE] =
+                (&mut columns.weighted_reference_t[start..start + TILE]).try_into().expect("tile inside the layout");
+            let mut acc = *column;
+            for (w, r) in weights.iter().zip(block_reference.chunks_exact(d)) {
+                let rk = r[k];
+                for t in 0..TILE {
+                    acc[t] = mul_add(fma, w[t], rk, acc[t]);
                 }
             }
-            *sums = acc;
+            *column = acc;
+        }
+        // Σ_j G_ij neg_jk over the tile's negatives in order, four dimensions at a time so that
+        // independent sums hide the FMA latency.
+        let mut k = 0;
+        while k + 4 <= d {
+            row_sums_chunk::<4>(fma, layout, j0, k, &weight_t, &mut row_sums[k..k + 4]);
+            k += 4;
+        }
+        while k < d {
+            row_sums_chunk::<1>(fma, layout, j0, k, &weight_t, &mut row_sums[k..k + 1]);
+            k += 1;
         }
     }
     for (b, out) in weighted_negative.chunks_exact_mut(d).enumerate() {
         for (k, v) in out.iter_mut().enumerate() {
             *v = row_sums[k][b];
         }
+    }
+}
+
+/// `sums[c][b] += Σ_t weight_t[t][b]·neg[j0 + t][k + c]` for `c < K`, summed over `t` in order.
+#[inline(always)]
+fn row_sums_chunk<const K: usize>(
+    fma: bool,
+    layout: &Layout,
+    j0: usize,
+    k: usize,
+    weight_t: &[[f32; ROW_BLOCK]; TILE],
+    sums: &mut [[f32; ROW_BLOCK]],
+) {
+    let mp = layout.m_padded;
+    let q: [&[f32; TILE]; K] = std::array::from_fn(|c| {
+        let start = (k + c) * mp + j0;
+        layout.negative_t[start..start + TILE].try_into().expect("tile inside the layout")
+    });
+    let mut acc: [[f32; ROW_BLOCK]; K] = std::array::from_fn(|c| sums[c]);
+    for (t, w) in weight_t.iter().enumerate() {
+        for c in 0..K {
+            let qt = q[c][t];
+            for b in 0..ROW_BLOCK {
+                acc[c][b] = mul_add(fma, w[b], qt, acc[c][b]);
+            }
+        }
+    }
+    for (out, a) in sums.iter_mut().zip(acc) {
+        *out = a;
     }
 }
