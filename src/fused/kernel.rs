@@ -241,7 +241,8 @@ pub fn gradient_pass(
     let mut weight_t = [[0.0f32; ROW_BLOCK]; TILE];
     let mut weights = [[0.0f32; TILE]; ROW_BLOCK];
     let mut sim = [0.0f32; TILE];
-    let (scaling, inverse_n) = (layout.scaling, 1.0 / layout.n as f32);
+    let inverse_n = 1.0 / layout.n as f32;
+    let inv_t = layout.scaling.inverse_temperature() as f32;
     let block_reference = &layout.reference[rows.start * d..rows.end * d];
     for j0 in (0..mp).step_by(TILE) {
         for (b, row) in rows.clone().enumerate() {
@@ -256,7 +257,7 @@ pub fn gradient_pass(
             }
             exp_tile(fma, weight);
             for v in weight.iter_mut() {
-                *v = scaling.apply(*v * inverse_n);
+                *v = *v * inverse_n * inv_t;
             }
             state.weight_sum += f64::from(lane_sum(weight));
             let mut weighted = [0.0f32; TILE];
