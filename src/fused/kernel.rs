@@ -8,11 +8,16 @@ use multiversion::target::target_cfg_f;
 
 /// Columns of the similarity matrix per tile (a multiple of [`LANES`]).
 pub const TILE: usize = 64;
-/// Independent partial sums per reduction: enough to hide FMA latency at any vector width.
-pub const LANES: usize = 16;
+/// Lanes of the per-row partial maxima and sums: one AVX2 vector of float32. The sums stay per lane
+/// (in float64) across all tiles and are combined once per row at the end.
+pub const LANES: usize = 8;
 /// Reference rows per block (a rayon task): a tile of negatives is reused from L1 this many times,
 /// and pass 2 sums over negatives with the block's rows in vector lanes.
 pub const ROW_BLOCK: usize = 16;
+/// Reference rows per rayon task: each tile of negatives (and, in pass 2, its column sums) is used by
+/// this many rows while it sits in L1, instead of sweeping the whole `(d, m)` arrays once per
+/// [`ROW_BLOCK`]. Small enough that a 512-row batch still gives each of a few threads work.
+pub const TASK_ROWS: usize = 128;
 
 /// Everything the kernel reads, laid out for it: negatives transposed and zero-padded to a whole
 /// number of tiles, squared norms precomputed for the Euclidean similarity.
@@ -154,15 +159,18 @@ fn logits(layout: &Layout, j0: usize, sim: &[f32; TILE], out: &mut [f32; TILE]) 
     }
 }
 
+/// Adds the tile's values into per-lane float64 sums (float32 within the tile).
 #[inline(always)]
-fn lane_sum(x: &[f32; TILE]) -> f32 {
+fn add_lanes(sums: &mut [f64; LANES], x: &[f32; TILE]) {
     let mut lanes = [0.0f32; LANES];
     for chunk in x.chunks_exact(LANES) {
         for l in 0..LANES {
             lanes[l] += chunk[l];
         }
     }
-    tree(lanes, |a, b| a + b)
+    for l in 0..LANES {
+        sums[l] += f64::from(lanes[l]);
+    }
 }
 
 /// Combines the lanes pairwise, halving each step: a short dependency chain, in vector registers.
@@ -195,15 +203,19 @@ pub fn log_sum_exp_pass(layout: &Layout, rows: std::ops::Range<usize>, states: &
     let fma = target_cfg_f!(target_feature = "fma");
     let d = layout.d;
     let (mut sim, mut logit) = ([0.0f32; TILE], [0.0f32; TILE]);
+    let mut sums = vec![[0.0f64; LANES]; rows.len()];
     for j0 in (0..layout.m_padded).step_by(TILE) {
-        for (row, state) in rows.clone().zip(states.iter_mut()) {
+        for ((row, state), sum) in rows.clone().zip(states.iter_mut()).zip(sums.iter_mut()) {
             let r = &layout.reference[row * d..(row + 1) * d];
             similarity_tile(fma, layout, r, row, j0, &mut sim);
             logits(layout, j0, &sim, &mut logit);
             let tile_max = lane_max(&logit);
             if tile_max > state.max {
                 // Rescale what was summed relative to the old maximum.
-                state.sum *= f64::from(state.max - tile_max).exp();
+                let factor = f64::from(state.max - tile_max).exp();
+                for s in sum.iter_mut() {
+                    *s *= factor;
+                }
                 state.max = tile_max;
             }
             let max = state.max;
@@ -211,8 +223,11 @@ pub fn log_sum_exp_pass(layout: &Layout, rows: std::ops::Range<usize>, states: &
                 *v -= max;
             }
             exp_tile(fma, &mut logit);
-            state.sum += f64::from(lane_sum(&logit));
+            add_lanes(sum, &logit);
         }
+    }
+    for (state, sum) in states.iter_mut().zip(&sums) {
+        state.sum += sum.iter().sum::<f64>();
     }
 }
 
@@ -232,40 +247,46 @@ pub fn gradient_pass(
     let fma = target_cfg_f!(target_feature = "fma");
     let d = layout.d;
     let mp = layout.m_padded;
-    let block = rows.len();
-    assert!(block <= ROW_BLOCK, "row block of {block} rows");
-    // Σ_j G_ij neg_jk as `(d, ROW_BLOCK)`, summed over j in order (as the reference's `G·neg` product):
-    // the tile's weights are kept transposed, `(TILE, ROW_BLOCK)`, so that the sum runs over rows in
-    // vector lanes.
-    let mut row_sums = vec![[0.0f32; ROW_BLOCK]; d];
+    let blocks = rows.len().div_ceil(ROW_BLOCK);
+    // Σ_j G_ij neg_jk, per row block `(d, ROW_BLOCK)`, summed over j in order (as the reference's
+    // `G·neg` product): the tile's weights are kept transposed, `(TILE, ROW_BLOCK)`, so that the sum
+    // runs over rows in vector lanes.
+    let mut all_row_sums = vec![[0.0f32; ROW_BLOCK]; d * blocks];
+    // Per row: lanes of Σ_j G_ij and of Σ_j G_ij·sim_ij.
+    let mut lane_sums = vec![[[0.0f64; LANES]; 2]; rows.len()];
     let mut weight_t = [[0.0f32; ROW_BLOCK]; TILE];
     let mut weights = [[0.0f32; TILE]; ROW_BLOCK];
     let mut sim = [0.0f32; TILE];
     let inverse_n = 1.0 / layout.n as f32;
-    let inv_t = layout.scaling.inverse_temperature() as f32;
-    let block_reference = &layout.reference[rows.start * d..rows.end * d];
-    for j0 in (0..mp).step_by(TILE) {
-        for (b, row) in rows.clone().enumerate() {
-            let state = &mut states[b];
+    let inverse_t = layout.scaling.inverse_temperature() as f32;
+    for (j0, blk) in (0..mp).step_by(TILE).flat_map(|j0| (0..blocks).map(move |blk| (j0, blk))) {
+        let first = blk * ROW_BLOCK;
+        let block_rows = rows.start + first..(rows.start + first + ROW_BLOCK).min(rows.end);
+        let block = block_rows.len();
+        let block_reference = &layout.reference[block_rows.start * d..block_rows.end * d];
+        let row_sums = &mut all_row_sums[blk * d..(blk + 1) * d];
+        for (b, row) in block_rows.clone().enumerate() {
+            let state = &mut states[first + b];
             let r = &layout.reference[row * d..(row + 1) * d];
             let weight = &mut weights[b];
             similarity_tile(fma, layout, r, row, j0, &mut sim);
             logits(layout, j0, &sim, weight);
-            let (max, log_sum) = (state.max, log_sums[b]);
+            let (max, log_sum) = (state.max, log_sums[first + b]);
             for v in weight.iter_mut() {
                 *v = (*v - max) - log_sum;
             }
             exp_tile(fma, weight);
             for v in weight.iter_mut() {
-                *v = *v * inverse_n * inv_t;
+                *v = *v * inverse_n * inverse_t;
             }
-            state.weight_sum += f64::from(lane_sum(weight));
+            let [weight_sum, weighted_similarity] = &mut lane_sums[first + b];
+            add_lanes(weight_sum, weight);
             let mut weighted = [0.0f32; TILE];
             for t in 0..TILE {
                 weighted[t] = weight[t] * sim[t];
                 weight_t[t][b] = weight[t];
             }
-            state.weighted_similarity += f64::from(lane_sum(&weighted));
+            add_lanes(weighted_similarity, &weighted);
         }
         let weights = &weights[..block];
         // Column sums over the block's rows in row order (as one row at a time would add them), with
@@ -304,9 +325,14 @@ pub fn gradient_pass(
             k += 1;
         }
     }
-    for (b, out) in weighted_negative.chunks_exact_mut(d).enumerate() {
+    for (state, [weight_sum, weighted_similarity]) in states.iter_mut().zip(&lane_sums) {
+        state.weight_sum += weight_sum.iter().sum::<f64>();
+        state.weighted_similarity += weighted_similarity.iter().sum::<f64>();
+    }
+    for (i, out) in weighted_negative.chunks_exact_mut(d).enumerate() {
+        let (blk, b) = (i / ROW_BLOCK, i % ROW_BLOCK);
         for (k, v) in out.iter_mut().enumerate() {
-            *v = row_sums[k][b];
+            *v = all_row_sums[blk * d + k][b];
         }
     }
 }

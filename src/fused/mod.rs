@@ -22,7 +22,7 @@
 mod kernel;
 
 use crate::error::{invalid, shape_mismatch, Result};
-use kernel::{ColumnSums, Layout, RowState, ROW_BLOCK, TILE};
+use kernel::{ColumnSums, Layout, RowState, TASK_ROWS, TILE};
 use rayon::prelude::*;
 
 /// The similarity of the InfoNCE variant.
@@ -243,8 +243,8 @@ fn sum_of_products(a: &[f32], b: &[f32]) -> f32 {
 
 fn log_sum_exp(layout: &Layout, n: usize) -> Vec<RowState> {
     let mut states = vec![RowState::default(); n];
-    states.par_chunks_mut(ROW_BLOCK).enumerate().for_each(|(block, states)| {
-        let start = block * ROW_BLOCK;
+    states.par_chunks_mut(TASK_ROWS).enumerate().for_each(|(block, states)| {
+        let start = block * TASK_ROWS;
         kernel::log_sum_exp_pass(layout, start..start + states.len(), states);
     });
     states
@@ -299,13 +299,13 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let log_sums = &rows.log_sum_exp;
     let mut weighted_negative = vec![0.0f32; n * d];
     let columns = states
-        .par_chunks_mut(ROW_BLOCK)
-        .zip(weighted_negative.par_chunks_mut(ROW_BLOCK * d))
+        .par_chunks_mut(TASK_ROWS)
+        .zip(weighted_negative.par_chunks_mut(TASK_ROWS * d))
         .enumerate()
         .fold(
             || ColumnSums::new(d, layout.m_padded),
             |mut columns, (block, (states, weighted))| {
-                let start = block * ROW_BLOCK;
+                let start = block * TASK_ROWS;
                 let rows = start..start + states.len();
                 kernel::gradient_pass(&layout, rows.clone(), states, &log_sums[rows], weighted, &mut columns);
                 columns
