@@ -1,7 +1,9 @@
 //! The per-row-block work of the fused InfoNCE: similarity tiles, the online log-sum-exp (pass 1) and
 //! the softmax-weighted gradient sums (pass 2). Plain loops over fixed-size arrays, written so that the
-//! compiler vectorises them; `multiversion` compiles them for AVX2+FMA (x86-64), NEON (AArch64) and the baseline and
-//! picks one at run time.
+//! compiler vectorises them; they are compiled for AVX-512 (x86-64, a `#[target_feature]` version
+//! chosen by run-time detection) and, through `multiversion`, for AVX2+FMA (x86-64), NEON (AArch64) and
+//! the baseline. The AVX-512 and AVX2 versions do the same float32 operations in the same order (the
+//! lanes of the sums are spelled out, FMA in both), so their results are identical.
 use super::{Scaling, Similarity};
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
@@ -11,8 +13,8 @@ pub const TILE: usize = 64;
 /// Lanes of the per-row partial maxima and sums: one AVX2 vector of float32. The sums stay per lane
 /// (in float64) across all tiles and are combined once per row at the end.
 pub const LANES: usize = 8;
-/// Reference rows per block (a rayon task): a tile of negatives is reused from L1 this many times,
-/// and pass 2 sums over negatives with the block's rows in vector lanes.
+/// Reference rows per block of pass 2: its sums over negatives run with the block's rows in vector
+/// lanes, and its column sums keep a tile's partial sums in registers across the block's rows.
 pub const ROW_BLOCK: usize = 16;
 /// Reference rows per rayon task: each tile of negatives (and, in pass 2, its column sums) is used by
 /// this many rows while it sits in L1, instead of sweeping the whole `(d, m)` arrays once per
@@ -198,9 +200,42 @@ fn lane_max(x: &[f32; TILE]) -> f32 {
 }
 
 /// Pass 1 over all tiles for the rows `rows` (whose states are `states`): the online log-sum-exp.
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
 pub fn log_sum_exp_pass(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
-    let fma = target_cfg_f!(target_feature = "fma");
+    #[cfg(target_arch = "x86_64")]
+    if avx512_detected() {
+        // SAFETY: the CPU has the features `log_sum_exp_avx512` is compiled for (checked just above).
+        return unsafe { log_sum_exp_avx512(layout, rows, states) };
+    }
+    log_sum_exp_multiversion(layout, rows, states);
+}
+
+/// [`log_sum_exp_pass`] compiled for AVX-512 (a tile is four 16-lane registers).
+///
+/// # Safety
+/// The CPU must support AVX-512F/VL/BW/DQ, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+unsafe fn log_sum_exp_avx512(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
+    log_sum_exp_body(true, layout, rows, states);
+}
+
+#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+fn log_sum_exp_multiversion(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
+    log_sum_exp_body(target_cfg_f!(target_feature = "fma"), layout, rows, states);
+}
+
+/// Whether the AVX-512 versions of the passes can run (detected once, then cached by `std`).
+#[cfg(target_arch = "x86_64")]
+fn avx512_detected() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("fma")
+}
+
+#[inline(always)]
+fn log_sum_exp_body(fma: bool, layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
     let d = layout.d;
     let (mut sim, mut logit) = ([0.0f32; TILE], [0.0f32; TILE]);
     let mut sums = vec![[0.0f64; LANES]; rows.len()];
@@ -231,11 +266,11 @@ pub fn log_sum_exp_pass(layout: &Layout, rows: std::ops::Range<usize>, states: &
     }
 }
 
-/// Pass 2 over all tiles for the rows `rows`, given their final `max` and `log_sums` =
+/// Pass 2 over all tiles for the rows `rows` (a task: [`ROW_BLOCK`]s, each tile visiting all of them
+/// before the next tile), given their final `max` and `log_sums` =
 /// `ln Σ_j exp(logit_ij - max_i)`: `G_ij = exp(logit_ij - max_i - log_sum_i)·(1/n)·s`, in the order
 /// of operations of the reference's autograd; accumulates `Σ_j G_ij neg_j` into `weighted_negative`
 /// (`(rows, d)`), the row sums in `states`, and `Σ_i G_ij ref_i`, `Σ_i G_ij` into `columns`.
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
 pub fn gradient_pass(
     layout: &Layout,
     rows: std::ops::Range<usize>,
@@ -244,7 +279,53 @@ pub fn gradient_pass(
     weighted_negative: &mut [f32],
     columns: &mut ColumnSums,
 ) {
-    let fma = target_cfg_f!(target_feature = "fma");
+    #[cfg(target_arch = "x86_64")]
+    if avx512_detected() {
+        // SAFETY: the CPU has the features `gradient_avx512` is compiled for (checked just above).
+        return unsafe { gradient_avx512(layout, rows, states, log_sums, weighted_negative, columns) };
+    }
+    gradient_multiversion(layout, rows, states, log_sums, weighted_negative, columns);
+}
+
+/// [`gradient_pass`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F/VL/BW/DQ, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+unsafe fn gradient_avx512(
+    layout: &Layout,
+    rows: std::ops::Range<usize>,
+    states: &mut [RowState],
+    log_sums: &[f32],
+    weighted_negative: &mut [f32],
+    columns: &mut ColumnSums,
+) {
+    gradient_body(true, layout, rows, states, log_sums, weighted_negative, columns);
+}
+
+#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
+fn gradient_multiversion(
+    layout: &Layout,
+    rows: std::ops::Range<usize>,
+    states: &mut [RowState],
+    log_sums: &[f32],
+    weighted_negative: &mut [f32],
+    columns: &mut ColumnSums,
+) {
+    gradient_body(target_cfg_f!(target_feature = "fma"), layout, rows, states, log_sums, weighted_negative, columns);
+}
+
+#[inline(always)]
+fn gradient_body(
+    fma: bool,
+    layout: &Layout,
+    rows: std::ops::Range<usize>,
+    states: &mut [RowState],
+    log_sums: &[f32],
+    weighted_negative: &mut [f32],
+    columns: &mut ColumnSums,
+) {
     let d = layout.d;
     let mp = layout.m_padded;
     let blocks = rows.len().div_ceil(ROW_BLOCK);
