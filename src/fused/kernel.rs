@@ -117,24 +117,58 @@ fn exp_tile(fma: bool, x: &mut [f32; TILE]) {
     }
 }
 
-/// The raw similarities of reference row `row` (values `r`) with negatives `j0..j0+TILE`.
+/// Reference rows whose similarity tiles are computed together where there are registers for
+/// them (AVX-512: 4 rows × 4 vectors of accumulators), so that each loaded negative serves 4 rows.
+pub const SIM_ROWS: usize = 4;
+
+/// The raw similarities of reference rows `rows` (at most [`SIM_ROWS`]) with negatives
+/// `j0..j0+TILE`, into `out[..rows.len()]`; `wide`: compute [`SIM_ROWS`] rows at once (for d ≥ 16).
 #[inline(always)]
-fn similarity_tile(fma: bool, layout: &Layout, r: &[f32], row: usize, j0: usize, out: &mut [f32; TILE]) {
-    *out = [0.0; TILE];
-    for (k, &rk) in r.iter().enumerate() {
-        let start = k * layout.m_padded + j0;
-        let q: &[f32; TILE] = layout.negative_t[start..start + TILE].try_into().expect("tile inside the layout");
-        for t in 0..TILE {
-            out[t] = mul_add(fma, rk, q[t], out[t]);
+fn similarity_tiles(
+    fma: bool,
+    wide: bool,
+    layout: &Layout,
+    rows: std::ops::Range<usize>,
+    j0: usize,
+    out: &mut [[f32; TILE]; SIM_ROWS],
+) {
+    // For short rows (small d) the per-row work after the dot products dominates and one row at a
+    // time measured as fast.
+    if wide && layout.d >= 16 && rows.len() == SIM_ROWS {
+        similarity_rows::<SIM_ROWS>(fma, layout, rows.start, j0, out);
+    } else {
+        for (i, row) in rows.enumerate() {
+            similarity_rows::<1>(fma, layout, row, j0, &mut out[i..i + 1]);
         }
     }
-    if layout.similarity == Similarity::Euclidean {
-        // -(|r|² + |q|² - 2 r·q), in the reference's order of operations.
-        let rsq = layout.reference_sq[row];
-        let qsq: &[f32; TILE] = layout.negative_sq[j0..j0 + TILE].try_into().expect("tile inside the layout");
-        for t in 0..TILE {
-            out[t] = -((rsq + qsq[t]) - out[t] * 2.0);
+}
+
+/// `R` rows from `row0`: each a sequential fused multiply-add over `d` (as BLAS), then for the
+/// Euclidean similarity `-(|r|² + |q|² - 2 r·q)` in the reference's order of operations.
+#[inline(always)]
+fn similarity_rows<const R: usize>(fma: bool, layout: &Layout, row0: usize, j0: usize, out: &mut [[f32; TILE]]) {
+    let d = layout.d;
+    let r: [&[f32]; R] = std::array::from_fn(|i| &layout.reference[(row0 + i) * d..(row0 + i + 1) * d]);
+    let mut acc = [[0.0f32; TILE]; R];
+    for k in 0..d {
+        let start = k * layout.m_padded + j0;
+        let q: &[f32; TILE] = layout.negative_t[start..start + TILE].try_into().expect("tile inside the layout");
+        for i in 0..R {
+            let rk = r[i][k];
+            for t in 0..TILE {
+                acc[i][t] = mul_add(fma, rk, q[t], acc[i][t]);
+            }
         }
+    }
+    for (i, (out, mut sim)) in out.iter_mut().zip(acc).enumerate() {
+        if layout.similarity == Similarity::Euclidean {
+            let rsq = layout.reference_sq[row0 + i];
+            let qsq: &[f32; TILE] = layout.negative_sq[j0..j0 + TILE].try_into().expect("tile inside the layout");
+            for t in 0..TILE {
+                sim[t] = -((rsq + qsq[t]) - sim[t] * 2.0);
+            }
+        }
+        *out = sim;
     }
 }
 
@@ -216,12 +250,12 @@ pub fn log_sum_exp_pass(layout: &Layout, rows: std::ops::Range<usize>, states: &
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
 unsafe fn log_sum_exp_avx512(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
-    log_sum_exp_body(true, layout, rows, states);
+    log_sum_exp_body(true, true, layout, rows, states);
 }
 
 #[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
 fn log_sum_exp_multiversion(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
-    log_sum_exp_body(target_cfg_f!(target_feature = "fma"), layout, rows, states);
+    log_sum_exp_body(target_cfg_f!(target_feature = "fma"), false, layout, rows, states);
 }
 
 /// Whether the AVX-512 versions of the passes can run (detected once, then cached by `std`).
@@ -235,15 +269,16 @@ fn avx512_detected() -> bool {
 }
 
 #[inline(always)]
-fn log_sum_exp_body(fma: bool, layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
-    let d = layout.d;
-    let (mut sim, mut logit) = ([0.0f32; TILE], [0.0f32; TILE]);
+fn log_sum_exp_body(fma: bool, wide: bool, layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
+    let mut sims = [[0.0f32; TILE]; SIM_ROWS];
+    let mut logit = [0.0f32; TILE];
     let mut sums = vec![[0.0f64; LANES]; rows.len()];
     for j0 in (0..layout.m_padded).step_by(TILE) {
-        for ((row, state), sum) in rows.clone().zip(states.iter_mut()).zip(sums.iter_mut()) {
-            let r = &layout.reference[row * d..(row + 1) * d];
-            similarity_tile(fma, layout, r, row, j0, &mut sim);
-            logits(layout, j0, &sim, &mut logit);
+        for (i, ((row, state), sum)) in rows.clone().zip(states.iter_mut()).zip(sums.iter_mut()).enumerate() {
+            if i % SIM_ROWS == 0 {
+                similarity_tiles(fma, wide, layout, row..(row + SIM_ROWS).min(rows.end), j0, &mut sims);
+            }
+            logits(layout, j0, &sims[i % SIM_ROWS], &mut logit);
             let tile_max = lane_max(&logit);
             if tile_max > state.max {
                 // Rescale what was summed relative to the old maximum.
@@ -301,7 +336,7 @@ unsafe fn gradient_avx512(
     weighted_negative: &mut [f32],
     columns: &mut ColumnSums,
 ) {
-    gradient_body(true, layout, rows, states, log_sums, weighted_negative, columns);
+    gradient_body(true, true, layout, rows, states, log_sums, weighted_negative, columns);
 }
 
 #[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
@@ -313,12 +348,14 @@ fn gradient_multiversion(
     weighted_negative: &mut [f32],
     columns: &mut ColumnSums,
 ) {
-    gradient_body(target_cfg_f!(target_feature = "fma"), layout, rows, states, log_sums, weighted_negative, columns);
+    gradient_body(target_cfg_f!(target_feature = "fma"), false, layout, rows, states, log_sums, weighted_negative, columns);
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn gradient_body(
     fma: bool,
+    wide: bool,
     layout: &Layout,
     rows: std::ops::Range<usize>,
     states: &mut [RowState],
@@ -337,7 +374,7 @@ fn gradient_body(
     let mut lane_sums = vec![[[0.0f64; LANES]; 2]; rows.len()];
     let mut weight_t = [[0.0f32; ROW_BLOCK]; TILE];
     let mut weights = [[0.0f32; TILE]; ROW_BLOCK];
-    let mut sim = [0.0f32; TILE];
+    let mut sims = [[0.0f32; TILE]; SIM_ROWS];
     let inverse_n = 1.0 / layout.n as f32;
     let inverse_t = layout.scaling.inverse_temperature() as f32;
     for (j0, blk) in (0..mp).step_by(TILE).flat_map(|j0| (0..blocks).map(move |blk| (j0, blk))) {
@@ -348,10 +385,12 @@ fn gradient_body(
         let row_sums = &mut all_row_sums[blk * d..(blk + 1) * d];
         for (b, row) in block_rows.clone().enumerate() {
             let state = &mut states[first + b];
-            let r = &layout.reference[row * d..(row + 1) * d];
+            if b % SIM_ROWS == 0 {
+                similarity_tiles(fma, wide, layout, row..(row + SIM_ROWS).min(block_rows.end), j0, &mut sims);
+            }
+            let sim = &sims[b % SIM_ROWS];
             let weight = &mut weights[b];
-            similarity_tile(fma, layout, r, row, j0, &mut sim);
-            logits(layout, j0, &sim, weight);
+            logits(layout, j0, sim, weight);
             let (max, log_sum) = (state.max, log_sums[first + b]);
             for v in weight.iter_mut() {
                 *v = (*v - max) - log_sum;
