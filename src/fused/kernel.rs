@@ -150,9 +150,8 @@ fn similarity_rows<const R: usize>(fma: bool, layout: &Layout, row0: usize, j0: 
     let d = layout.d;
     let r: [&[f32]; R] = std::array::from_fn(|i| &layout.reference[(row0 + i) * d..(row0 + i + 1) * d]);
     let mut acc = [[0.0f32; TILE]; R];
-    for k in 0..d {
-        let start = k * layout.m_padded + j0;
-        let q: &[f32; TILE] = layout.negative_t[start..start + TILE].try_into().expect("tile inside the layout");
+    for (k, negative_row) in layout.negative_t.chunks_exact(layout.m_padded).enumerate() {
+        let q: &[f32; TILE] = negative_row[j0..j0 + TILE].try_into().expect("tile inside the layout");
         for i in 0..R {
             let rk = r[i][k];
             for t in 0..TILE {
