@@ -6,13 +6,16 @@
 //! running maximum `c_i` of the logits and `Σ_j exp(logit_ij - c_i)` (an online log-sum-exp, rescaled
 //! whenever the maximum grows). The maximum ends as the reference's detached `c_i`, so the corrected
 //! align/uniform terms are reproduced. Pass 2 recomputes each tile and accumulates the softmax-weighted
-//! sums the gradients need. Row blocks are split over rayon's threads; each thread sums its column
-//! terms into its own buffer. Memory is O((n + m)·d) per thread.
+//! sums the gradients need. Tasks of `TASK_ROWS` rows are split over rayon's threads (each tile is used
+//! by all of a task's rows while it is in L1); each thread sums its column terms into its own buffer.
+//! Memory is O((n + m)·d) per thread.
 //!
 //! Rounding follows the reference's float32 operations where that decides the last digits (which
 //! matters, because the gradients and the corrected align term are sums that nearly cancel): dot
 //! products are sequential fused multiply-adds over `d` (as BLAS), logits are `sim/τ` or `sim·s`, the
-//! softmax weights are `exp(logit - c - lse)·(1/n)` scaled like autograd, and the sums over negatives
+//! softmax weights are `exp(logit - c - lse)·(1/n)·s` (multiplied by `s = 1/τ` rather than divided by
+//! `τ`: one rounding apart, well inside the fixtures' tolerance, where the logits themselves must be
+//! divided exactly because `c` enters the align term), and the sums over negatives
 //! (`G·neg`) and over rows (`Gᵀ·ref`, column sums) run in index order in float32. The running
 //! log-sum-exp, the per-row weight sums and the Euclidean gradient assembly use float64.
 //!
@@ -22,7 +25,7 @@
 mod kernel;
 
 use crate::error::{invalid, shape_mismatch, Result};
-use kernel::{ColumnSums, Layout, RowState, ROW_BLOCK, TILE};
+use kernel::{ColumnSums, Layout, RowState, TASK_ROWS, TILE};
 use rayon::prelude::*;
 
 /// The similarity of the InfoNCE variant.
@@ -243,8 +246,8 @@ fn sum_of_products(a: &[f32], b: &[f32]) -> f32 {
 
 fn log_sum_exp(layout: &Layout, n: usize) -> Vec<RowState> {
     let mut states = vec![RowState::default(); n];
-    states.par_chunks_mut(ROW_BLOCK).enumerate().for_each(|(block, states)| {
-        let start = block * ROW_BLOCK;
+    states.par_chunks_mut(TASK_ROWS).enumerate().for_each(|(block, states)| {
+        let start = block * TASK_ROWS;
         kernel::log_sum_exp_pass(layout, start..start + states.len(), states);
     });
     states
@@ -299,13 +302,13 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let log_sums = &rows.log_sum_exp;
     let mut weighted_negative = vec![0.0f32; n * d];
     let columns = states
-        .par_chunks_mut(ROW_BLOCK)
-        .zip(weighted_negative.par_chunks_mut(ROW_BLOCK * d))
+        .par_chunks_mut(TASK_ROWS)
+        .zip(weighted_negative.par_chunks_mut(TASK_ROWS * d))
         .enumerate()
         .fold(
             || ColumnSums::new(d, layout.m_padded),
             |mut columns, (block, (states, weighted))| {
-                let start = block * ROW_BLOCK;
+                let start = block * TASK_ROWS;
                 let rows = start..start + states.len();
                 kernel::gradient_pass(&layout, rows.clone(), states, &log_sums[rows], weighted, &mut columns);
                 columns
