@@ -79,7 +79,7 @@ case "$runpath" in
 esac
 # Everything libtorch-related the installed library and CLI load comes from the prefix.
 for bin in "lib/libcebra.so.$abi" bin/cebra; do
-    outside=$(ldd "$prefix/$bin" | awk -v p="$prefix/" '/torch|c10|gomp|cuda|cupti/ && $2 == "=>" && index($3, p) != 1')
+    outside=$(ldd "$prefix/$bin" | awk -v p="$prefix/" '($1 ~ /torch|c10|gomp|cuda|cupti/ && $2 == "=>" && index($3, p) != 1) || /not found/')
     [ -z "$outside" ] && pass "$bin loads libtorch from the prefix" || fail "$bin loads from outside the prefix: $outside"
 done
 if size=$(du -shL "$prefix/lib/libcebra.so.$abi" "$prefix/lib/libcebra.a" "$prefix/bin/cebra" 2>/dev/null); then
