@@ -3,28 +3,15 @@
 //! family; the kernels against libtorch; resampling models refused.
 mod common;
 use cebra::stream::{kernels, Isa, Plan, Stream};
-use cebra::{weights, Model, ModelArgs};
-use common::{fixture, fixtures, tensor};
+use cebra::{Model, ModelArgs};
+use common::{tensor, transform_fixture_model as fixture_model, values, TRANSFORM_CASES};
 use std::sync::{Arc, Mutex};
 use tch::{Kind, Tensor};
 
 const TOL: f32 = 1e-5;
 
-fn values(t: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap()
-}
-
 fn shared(model: Box<dyn Model>) -> cebra::stream::SharedModel {
     Arc::new(Mutex::new(model))
-}
-
-fn fixture_model(case: &str) -> (Box<dyn Model>, cebra::weights::TensorFile) {
-    let file = fixture(&format!("transform/{case}.safetensors"));
-    let n = tensor(&file, "input").size()[1];
-    let args = if case.ends_with("-wide") { ModelArgs::new(n, 32, 8) } else { ModelArgs::new(n, 12, 3) };
-    let mut model = cebra::init(&file.metadata["name"], &args).unwrap();
-    weights::load(model.as_mut(), fixtures().join(&file.metadata["weights"])).unwrap();
-    (model, file)
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -33,23 +20,13 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn pushes_equal_the_reference_transform_rows() {
-    let cases = [
-        "offset10-model",
-        "offset10-model-mse",
-        "offset5-model",
-        "offset15-model",
-        "offset36-model-more-dropout",
-        "offset10-model-mse-tanh",
-        "offset1-model",
-        "offset1-model-v4",
-        "offset1-model-v5",
-        "offset1-model-mse-clip-5-5",
-        "offset1-model-mse-resnet-3layers-tanh",
-        "offset1-model-mse-v2-2layers",
-        "offset10-model-wide",
-    ];
-    for case in cases {
+    let mut streamed = 0;
+    for case in TRANSFORM_CASES {
         let (model, file) = fixture_model(case);
+        if model.resample_factor() != 1 {
+            continue; // resampling models do not stream (tested below)
+        }
+        streamed += 1;
         let offset = model.offset();
         let (field, lookahead) = (offset.len() as usize, (offset.right - 1) as usize);
         let input = tensor(&file, "input");
@@ -82,6 +59,8 @@ fn pushes_equal_the_reference_transform_rows() {
             }
         }
     }
+    // Every fixture case but the two 4x-resampling models.
+    assert_eq!(streamed, TRANSFORM_CASES.len() - 2);
 }
 
 #[test]

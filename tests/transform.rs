@@ -4,44 +4,9 @@
 mod common;
 use cebra::transform::{transform, Layout, Recording, TransformOptions};
 use cebra::{weights, Model, ModelArgs};
-use common::{fixture, fixtures, tensor};
-use tch::Tensor;
+use common::{fixture, fixtures, tensor, transform_fixture_model as fixture_model, values, TRANSFORM_CASES as CASES};
 
 const TOL: f32 = 1e-5;
-
-const CASES: &[&str] = &[
-    "offset10-model",
-    "offset10-model-mse",
-    "offset5-model",
-    "offset15-model",
-    "offset36-model-more-dropout",
-    "offset10-model-mse-tanh",
-    "offset1-model",
-    "offset1-model-v4",
-    "offset1-model-v5",
-    "offset1-model-mse-clip-5-5",
-    "offset1-model-mse-resnet-3layers-tanh",
-    "offset1-model-mse-v2-2layers",
-    "offset40-model-4x-subsample",
-    "offset20-model-4x-subsample",
-    "offset10-model-wide",
-];
-
-fn values(t: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap()
-}
-
-/// The model of a transform fixture, with the reference's weights.
-pub fn fixture_model(case: &str) -> (Box<dyn Model>, cebra::weights::TensorFile) {
-    let file = fixture(&format!("transform/{case}.safetensors"));
-    let name = file.metadata["name"].clone();
-    let weights_file = fixtures().join(&file.metadata["weights"]);
-    let n = tensor(&file, "input").size()[1];
-    let args = if case.ends_with("-wide") { ModelArgs::new(n, 32, 8) } else { ModelArgs::new(n, 12, 3) };
-    let mut model = cebra::init(&name, &args).unwrap();
-    weights::load(model.as_mut(), &weights_file).unwrap();
-    (model, file)
-}
 
 fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; v.len()];

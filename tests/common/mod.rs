@@ -54,3 +54,37 @@ pub fn manifest() -> serde_json::Value {
     let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// The cases of tools/reference/make_transform_fixtures.py (`tests/fixtures/transform/<case>.safetensors`).
+pub const TRANSFORM_CASES: &[&str] = &[
+    "offset10-model",
+    "offset10-model-mse",
+    "offset5-model",
+    "offset15-model",
+    "offset36-model-more-dropout",
+    "offset10-model-mse-tanh",
+    "offset1-model",
+    "offset1-model-v4",
+    "offset1-model-v5",
+    "offset1-model-mse-clip-5-5",
+    "offset1-model-mse-resnet-3layers-tanh",
+    "offset1-model-mse-v2-2layers",
+    "offset40-model-4x-subsample",
+    "offset20-model-4x-subsample",
+    "offset10-model-wide",
+];
+
+/// A tensor's values, row-major.
+pub fn values(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap()
+}
+
+/// The model of a transform fixture, with the reference's weights, and the fixture file.
+pub fn transform_fixture_model(case: &str) -> (Box<dyn cebra::Model>, TensorFile) {
+    let file = fixture(&format!("transform/{case}.safetensors"));
+    let n = tensor(&file, "input").size()[1];
+    let args = if case.ends_with("-wide") { cebra::ModelArgs::new(n, 32, 8) } else { cebra::ModelArgs::new(n, 12, 3) };
+    let mut model = cebra::init(&file.metadata["name"], &args).unwrap();
+    cebra::weights::load(model.as_mut(), fixtures().join(&file.metadata["weights"])).unwrap();
+    (model, file)
+}
