@@ -23,6 +23,7 @@ pub mod offset;
 pub mod options;
 pub mod registry;
 pub mod stream;
+pub mod train;
 pub mod transform;
 pub mod weights;
 mod zoo;

@@ -67,6 +67,13 @@ impl<'a> Recording<'a> {
         self.channels
     }
 
+    /// The recording as a `(time, channels)` row-major vector.
+    pub fn to_row_major(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.timesteps * self.channels];
+        self.gather_rows(0..self.timesteps, &mut out);
+        out
+    }
+
     /// Copies rows `rows` (indices into the recording) into `dst`, time-major.
     fn gather_rows(&self, rows: impl Iterator<Item = usize>, dst: &mut [f32]) {
         let n = self.channels;

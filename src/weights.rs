@@ -46,7 +46,7 @@ pub mod meta {
 
 /// State-dict prefix of the criterion's tensors in a combined file (the reference solver keeps the
 /// criterion's state under `"criterion"` beside `"model"`).
-const CRITERION_PREFIX: &str = "criterion.";
+pub const CRITERION_PREFIX: &str = "criterion.";
 
 /// A parsed `.safetensors` file: tensors (as float32, in file order) and metadata.
 ///
@@ -302,14 +302,28 @@ pub(crate) fn build_model(file: TensorFile, path: &Path) -> Result<Box<dyn Model
         Ok(model)
     })
     .map_err(|e| format_error!("'{}' describes a model that cannot be built: {e}", path.display()))?;
-    model.load_state_dict(&file.tensors).map_err(naming_file(path))?;
+    // A file that also holds a criterion (a saved solver) loads as its model.
+    let tensors: Vec<(String, Tensor)> =
+        file.tensors.into_iter().filter(|(k, _)| !k.starts_with(CRITERION_PREFIX)).collect();
+    model.load_state_dict(&tensors).map_err(naming_file(path))?;
     Ok(model)
 }
 
 /// Saves `model` and `criterion` (its name, options and learnable temperature) in one `.safetensors`
 /// file: model tensors under their state-dict keys, criterion tensors under `criterion.<key>`.
 pub fn save_with_criterion(model: &dyn Model, criterion: &Criterion, path: impl AsRef<Path>) -> Result<()> {
+    save_with_criterion_and_metadata(model, criterion, HashMap::new(), path)
+}
+
+/// [`save_with_criterion`] with extra metadata entries (a saved solver's options and record).
+pub fn save_with_criterion_and_metadata(
+    model: &dyn Model,
+    criterion: &Criterion,
+    extra: HashMap<String, String>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
     let mut metadata = model_metadata(model);
+    metadata.extend(extra);
     metadata.insert(meta::CRITERION.into(), criterion.name().to_string());
     metadata.insert(meta::CRITERION_OPTIONS.into(), criterion.options().to_string_canonical());
     let mut tensors = model.state_dict();
