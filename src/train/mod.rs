@@ -16,4 +16,4 @@ pub use adam::{Adam, AdamConfig};
 pub use decoder::{r2_score, KnnDecoder, Metric, Targets};
 pub use nearest::LabelIndex;
 pub use sampler::{window_starts, BatchIndex, Conditional, Labels, LoaderKind, Sampler};
-pub use solver::{Distance, History, Progress, Solver, SolverOptions, StepRecord, TemperatureMode, SOLVER_OPTION_KEYS};
+pub use solver::{Distance, History, Progress, Solver, SolverOptions, StepRecord, TemperatureMode, Trainer, SOLVER_OPTION_KEYS};

@@ -546,110 +546,13 @@ impl Solver {
     /// `progress` is called after every step; [`Progress::Stop`] ends the fit early, keeping what
     /// was learned. Returns the per-step record.
     pub fn fit(&mut self, data: &Recording, labels: &Labels, mut progress: impl FnMut(&StepRecord) -> Progress) -> Result<History> {
-        let o = &self.options;
-        let (timesteps, neurons) = (data.timesteps(), data.channels());
-        labels.check(timesteps)?;
-        let values = data.to_row_major();
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(invalid!(
-                "the data must be finite; value ({}, {}) is {}",
-                i / neurons,
-                i % neurons,
-                values[i]
-            ));
-        }
-        let device = parse_device(&o.device)?;
-        let seed = o.seed.expect("set in Solver::new");
-        let args = ModelArgs::new(neurons as i64, o.num_hidden_units, o.output_dimension).with_options(o.model_options.clone());
-        // Weights (and dropout masks, which draw from the same generator) follow the seed.
-        crate::manual_seed(seed);
-        let mut model = crate::registry::init(&o.model_architecture, &args)?;
-        let name = &o.model_architecture;
-        if model.as_classifier().is_some() {
-            return Err(Error::Unsupported(format!(
-                "'{name}' is a supervised model; the contrastive solver trains encoders (as the reference's CEBRA, which excludes supervised models)"
-            )));
-        }
-        let offset = model.offset();
-        let (left, field) = (offset.left as usize, offset.len() as usize);
-        if !model.is_convolutional() && field > 1 {
-            return Err(Error::Unsupported(format!(
-                "'{name}' is not convolutional and sees {field} steps at once; the reference's fit does not support such models either"
-            )));
-        }
-        if model.is_convolutional() && model.output_time(field as i64)? != 1 {
-            return Err(Error::Unsupported(format!(
-                "'{name}' does not give one embedding per window of {field} steps (a resampling model); it cannot be trained contrastively"
-            )));
-        }
-        if timesteps < field {
-            return Err(shape_mismatch!("'{name}' needs at least {field} time steps (its receptive field), the data has {timesteps}"));
-        }
-        if o.hybrid && o.output_dimension < 3 {
-            return Err(invalid!("hybrid training uses features 0..3 for the behaviour objective: output_dimension must be at least 3, got {}", o.output_dimension));
-        }
-        let conditional = o.conditional.unwrap_or(Conditional::TimeDelta);
-        let mut sampler = Sampler::new(timesteps, labels, conditional, o.time_offsets, o.delta, o.hybrid, seed)?;
-        let full_batch = o.batch_size == 0;
-        if full_batch {
-            // Fails early (discrete, mixed, hybrid; too short) rather than at the first step.
-            let (l, f) = if model.is_convolutional() { (left, field) } else { (0, 1) };
-            sampler.full_batch(l, f)?;
-        }
-        let mut criterion = o.criterion()?;
-        if device != Device::Cpu {
-            move_parameters(model.as_ref(), device)?;
-            move_parameters_criterion(&mut criterion, device)?;
-        }
-        let mut params = model.parameters();
-        params.extend(criterion.parameters());
-        for p in &params {
-            let _ = p.shallow_clone().set_requires_grad(true);
-        }
-        let mut adam = Adam::new(params, AdamConfig::new(o.learning_rate))?;
-        let x = Tensor::f_from_slice(&values)?.f_view([timesteps as i64, neurons as i64])?.f_to_device(device)?;
-        model.set_training(true);
+        let mut trainer = Trainer::new(&self.options, data, labels)?;
+        let total = self.options.max_iterations;
         let mut history = History::default();
-        let total = o.max_iterations;
-        let step_result = (|| -> Result<()> {
+        let outcome = (|| -> Result<()> {
             for step in 1..=total {
-                adam.zero_grad()?;
-                let batch = if full_batch {
-                    let (l, f) = if model.is_convolutional() { (left, field) } else { (0, 1) };
-                    sampler.full_batch(l, f)?
-                } else {
-                    sampler.mini_batch(o.batch_size)
-                };
-                let (r, p, n) = if full_batch {
-                    full_batch_embeddings(model.as_ref(), &x, &batch, left)?
-                } else {
-                    mini_batch_embeddings(model.as_ref(), &x, &batch, offset, timesteps, device)?
-                };
-                let (loss, align, uniform) = tch::with_grad(|| -> Result<(Tensor, f64, f64)> {
-                    if sampler.kind() == LoaderKind::Hybrid {
-                        let m = r.size()[0];
-                        let (pb, pt) = (p.f_narrow(0, 0, m)?, p.f_narrow(0, m, m)?);
-                        let behaviour = |t: &Tensor| t.f_narrow(1, 0, 3);
-                        let ob = criterion.forward(&behaviour(&r)?, &behaviour(&pb)?, &behaviour(&n)?)?;
-                        let ot = criterion.forward(&r, &pt, &n)?;
-                        let loss = criterion.objective(&ob)?.f_add(&criterion.objective(&ot)?)?;
-                        let sum = |a: &Tensor, b: &Tensor| -> Result<f64> { Ok(f64::try_from(a)? + f64::try_from(b)?) };
-                        Ok((loss, sum(&ob.align, &ot.align)?, sum(&ob.uniform, &ot.uniform)?))
-                    } else {
-                        let out = criterion.forward(&r, &p, &n)?;
-                        Ok((criterion.objective(&out)?, f64::try_from(&out.align)?, f64::try_from(&out.uniform)?))
-                    }
-                })?;
-                loss.f_backward()?;
-                adam.step()?;
-                let record = StepRecord {
-                    step,
-                    total_steps: total,
-                    loss: f64::try_from(&loss)?,
-                    align,
-                    uniform,
-                    temperature: criterion.temperature(),
-                };
+                let batch = trainer.next_batch()?;
+                let record = trainer.step(&batch, step, total)?;
                 history.push(&record);
                 if progress(&record) == Progress::Stop {
                     break;
@@ -657,15 +560,8 @@ impl Solver {
             }
             Ok(())
         })();
-        model.set_training(false);
-        for p in model.parameters().iter().chain(criterion.parameters().iter()) {
-            let _ = p.shallow_clone().set_requires_grad(false);
-        }
-        if device != Device::Cpu {
-            move_parameters(model.as_ref(), Device::Cpu)?;
-            move_parameters_criterion(&mut criterion, Device::Cpu)?;
-        }
-        step_result?;
+        let (model, criterion) = trainer.finish()?;
+        outcome?;
         self.fitted = Some(Fitted { model, criterion, history: history.clone() });
         Ok(history)
     }
@@ -716,6 +612,201 @@ impl Solver {
         model.set_training(false);
         Ok(Solver { options, fitted: Some(Fitted { model, criterion, history }) })
     }
+}
+
+/// The training loop's state, one step at a time: what [`Solver::fit`] runs, open for callers that
+/// want their own loop (or their own batches, as the tests that replay the reference's steps).
+///
+/// ```
+/// use cebra::train::{Labels, SolverOptions, Trainer};
+/// use cebra::transform::{Layout, Recording};
+/// let data: Vec<f32> = (0..200 * 4).map(|i| ((i * 37) % 11) as f32 * 0.1).collect();
+/// let recording = Recording::new(&data, 200, 4, Layout::RowMajor).unwrap();
+/// let options = SolverOptions::new().model_architecture("offset5-model").batch_size(32).seed(3);
+/// let mut trainer = Trainer::new(&options, &recording, &Labels::none()).unwrap();
+/// let batch = trainer.next_batch().unwrap();
+/// assert_eq!(batch.positive[0], batch.reference[0] + 1); // time-contrastive, time_offsets = 1
+/// let record = trainer.step(&batch, 1, 1).unwrap();
+/// assert!(record.loss.is_finite());
+/// ```
+pub struct Trainer {
+    model: Box<dyn Model>,
+    criterion: Criterion,
+    adam: Adam,
+    sampler: Sampler,
+    x: Tensor,
+    device: Device,
+    timesteps: usize,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("sampler", &self.sampler).field("batch_size", &self.batch_size).finish()
+    }
+}
+
+impl Trainer {
+    /// Builds the model (seeded), the criterion, Adam and the sampler for `data` and `labels`, and
+    /// checks everything that can be checked before the first step.
+    pub fn new(options: &SolverOptions, data: &Recording, labels: &Labels) -> Result<Self> {
+        let o = options;
+        o.validate()?;
+        let (timesteps, neurons) = (data.timesteps(), data.channels());
+        labels.check(timesteps)?;
+        let values = data.to_row_major();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(invalid!(
+                "the data must be finite; value ({}, {}) is {}",
+                i / neurons,
+                i % neurons,
+                values[i]
+            ));
+        }
+        let device = parse_device(&o.device)?;
+        let seed = o.seed.unwrap_or(0);
+        let args = ModelArgs::new(neurons as i64, o.num_hidden_units, o.output_dimension).with_options(o.model_options.clone());
+        // Weights (and dropout masks, which draw from the same generator) follow the seed.
+        crate::manual_seed(seed);
+        let mut model = crate::registry::init(&o.model_architecture, &args)?;
+        let name = &o.model_architecture;
+        if model.as_classifier().is_some() {
+            return Err(Error::Unsupported(format!(
+                "'{name}' is a supervised model; the contrastive solver trains encoders (as the reference's CEBRA, which excludes supervised models)"
+            )));
+        }
+        let offset = model.offset();
+        let field = offset.len() as usize;
+        if !model.is_convolutional() && field > 1 {
+            return Err(Error::Unsupported(format!(
+                "'{name}' is not convolutional and sees {field} steps at once; the reference's fit does not support such models either"
+            )));
+        }
+        if model.is_convolutional() && model.output_time(field as i64)? != 1 {
+            return Err(Error::Unsupported(format!(
+                "'{name}' does not give one embedding per window of {field} steps (a resampling model); it cannot be trained contrastively"
+            )));
+        }
+        if timesteps < field {
+            return Err(shape_mismatch!("'{name}' needs at least {field} time steps (its receptive field), the data has {timesteps}"));
+        }
+        if o.hybrid && o.output_dimension < 3 {
+            return Err(invalid!("hybrid training uses features 0..3 for the behaviour objective: output_dimension must be at least 3, got {}", o.output_dimension));
+        }
+        let conditional = o.conditional.unwrap_or(Conditional::TimeDelta);
+        let sampler = Sampler::new(timesteps, labels, conditional, o.time_offsets, o.delta, o.hybrid, seed)?;
+        if o.batch_size == 0 {
+            // Fails early (discrete, mixed, hybrid; too short) rather than at the first step. The
+            // probe uses a copy of the generator so that the first batch is the same either way.
+            let (l, f) = full_batch_field(model.as_ref());
+            Sampler::new(timesteps, labels, conditional, o.time_offsets, o.delta, o.hybrid, seed)?.full_batch(l, f)?;
+        }
+        let mut criterion = o.criterion()?;
+        if device != Device::Cpu {
+            move_parameters(model.as_ref(), device)?;
+            move_parameters_criterion(&mut criterion, device)?;
+        }
+        let mut params = model.parameters();
+        params.extend(criterion.parameters());
+        for p in &params {
+            let _ = p.shallow_clone().set_requires_grad(true);
+        }
+        let adam = Adam::new(params, AdamConfig::new(o.learning_rate))?;
+        let x = Tensor::f_from_slice(&values)?.f_view([timesteps as i64, neurons as i64])?.f_to_device(device)?;
+        model.set_training(true);
+        Ok(Trainer { model, criterion, adam, sampler, x, device, timesteps, batch_size: o.batch_size })
+    }
+
+    /// The model being trained (to inspect it, or to load given weights before the first step).
+    pub fn model_mut(&mut self) -> &mut dyn Model {
+        self.model.as_mut()
+    }
+
+    /// The criterion (its temperature).
+    pub fn criterion(&self) -> &Criterion {
+        &self.criterion
+    }
+
+    /// The next batch from the sampler (mini-batch or full batch).
+    pub fn next_batch(&mut self) -> Result<BatchIndex> {
+        if self.batch_size == 0 {
+            let (l, f) = full_batch_field(self.model.as_ref());
+            self.sampler.full_batch(l, f)
+        } else {
+            Ok(self.sampler.mini_batch(self.batch_size))
+        }
+    }
+
+    /// One optimisation step on `batch` (indices into the recording): embeddings, loss, gradients,
+    /// Adam. `step` and `total` only label the record.
+    pub fn step(&mut self, batch: &BatchIndex, step: usize, total: usize) -> Result<StepRecord> {
+        let model = self.model.as_ref();
+        for (what, idx) in [("reference", &batch.reference), ("positive", &batch.positive), ("negative", &batch.negative)] {
+            if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i >= self.timesteps as i64) {
+                return Err(invalid!("{what} index {bad} is outside the recording (0..{})", self.timesteps));
+            }
+        }
+        let hybrid = self.sampler.kind() == LoaderKind::Hybrid;
+        let n = batch.reference.len();
+        if n == 0 || batch.negative.is_empty() || batch.positive.len() != if hybrid { 2 * n } else { n } {
+            return Err(invalid!(
+                "a batch needs references, {} positives per reference and negatives; got {}, {}, {}",
+                if hybrid { 2 } else { 1 },
+                n,
+                batch.positive.len(),
+                batch.negative.len()
+            ));
+        }
+        self.adam.zero_grad()?;
+        let (r, p, ng) = if self.batch_size == 0 {
+            full_batch_embeddings(model, &self.x, batch, model.offset().left as usize)?
+        } else {
+            mini_batch_embeddings(model, &self.x, batch, model.offset(), self.timesteps, self.device)?
+        };
+        let criterion = &self.criterion;
+        let (loss, align, uniform) = tch::with_grad(|| -> Result<(Tensor, f64, f64)> {
+            if hybrid {
+                let (pb, pt) = (p.f_narrow(0, 0, n as i64)?, p.f_narrow(0, n as i64, n as i64)?);
+                let behaviour = |t: &Tensor| t.f_narrow(1, 0, 3);
+                let ob = criterion.forward(&behaviour(&r)?, &behaviour(&pb)?, &behaviour(&ng)?)?;
+                let ot = criterion.forward(&r, &pt, &ng)?;
+                let loss = criterion.objective(&ob)?.f_add(&criterion.objective(&ot)?)?;
+                let sum = |a: &Tensor, b: &Tensor| -> Result<f64> { Ok(f64::try_from(a)? + f64::try_from(b)?) };
+                Ok((loss, sum(&ob.align, &ot.align)?, sum(&ob.uniform, &ot.uniform)?))
+            } else {
+                let out = criterion.forward(&r, &p, &ng)?;
+                Ok((criterion.objective(&out)?, f64::try_from(&out.align)?, f64::try_from(&out.uniform)?))
+            }
+        })?;
+        loss.f_backward()?;
+        self.adam.step()?;
+        Ok(StepRecord {
+            step,
+            total_steps: total,
+            loss: f64::try_from(&loss)?,
+            align,
+            uniform,
+            temperature: self.criterion.temperature(),
+        })
+    }
+
+    /// Ends training: dropout off, gradients off, parameters back on the CPU.
+    pub fn finish(self) -> Result<(Box<dyn Model>, Criterion)> {
+        let Trainer { mut model, mut criterion, .. } = self;
+        model.set_training(false);
+        for p in model.parameters().iter().chain(criterion.parameters().iter()) {
+            let _ = p.shallow_clone().set_requires_grad(false);
+        }
+        move_parameters(model.as_ref(), Device::Cpu)?;
+        move_parameters_criterion(&mut criterion, Device::Cpu)?;
+        Ok((model, criterion))
+    }
+}
+
+/// The receptive field the full-batch mode indexes with: the model's for convolutional models,
+/// `(0, 1)` for feed-forward ones (as the reference).
+fn full_batch_field(model: &dyn Model) -> (usize, usize) {
+    if model.is_convolutional() { (model.offset().left as usize, model.offset().len() as usize) } else { (0, 1) }
 }
 
 /// Moves every parameter to `device` in place (`set_data`), so every view of it (shared layers, the
