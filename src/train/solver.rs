@@ -10,6 +10,7 @@ use super::adam::{Adam, AdamConfig};
 use super::sampler::{window_starts, BatchIndex, Conditional, Labels, LoaderKind, Sampler};
 use crate::criterions::Criterion;
 use crate::error::{invalid, shape_mismatch, Error, Result};
+use crate::layers::Layer;
 use crate::model::{Model, ModelArgs};
 use crate::options::Options;
 use crate::transform::{Recording, TransformOptions};
@@ -838,6 +839,36 @@ fn windows(x: &Tensor, starts: &[i64], field: usize, device: Device) -> Result<T
     Ok(x.f_index_select(0, &index)?.f_view([k, f, neurons])?.f_permute([0, 2, 1])?)
 }
 
+/// The training fast path of convolutional networks: the first layer's convolution of every window
+/// as one matrix product over rows of the recording. With the recording `x` row-major `(T, N)`, the
+/// `k` input steps a kernel of width `k` sees from time `t` are the contiguous `k·N` values from row
+/// `t` on, so the rows of a strided view of `x` are the convolution's patches; gathering them and
+/// multiplying by the weight (reordered to `(out, k·N)`) gives the layer's output without building
+/// the windows, and its backward is one product for the weight (the recording needs no gradient).
+/// The other layers run as the model defines them. `None` when the model does not start with a
+/// stride-1 convolution (the caller builds the windows and runs the model).
+fn first_conv_as_gemm(model: &dyn Model, x: &Tensor, starts: &[i64], field: usize, device: Device) -> Result<Option<Tensor>> {
+    let Some(network) = model.as_network() else { return Ok(None) };
+    let (Some(Layer::Conv1d(conv)), true) = (network.net().first(), model.is_convolutional()) else { return Ok(None) };
+    if conv.stride != 1 || (conv.kernel as usize) > field {
+        return Ok(None);
+    }
+    let (t, n) = (x.size()[0], x.size()[1]);
+    let k = conv.kernel;
+    let out_len = field as i64 - k + 1;
+    let patches = x.f_as_strided([t - k + 1, k * n].as_slice(), [n, 1].as_slice(), None)?;
+    let offsets = Tensor::f_arange(out_len, (Kind::Int64, device))?;
+    let index = Tensor::f_from_slice(starts)?.f_to_device(device)?.f_unsqueeze(1)?.f_add(&offsets.f_unsqueeze(0)?)?.f_reshape([-1])?;
+    let rows = patches.f_index_select(0, &index)?; // (B·out_len, k·N), ordered [step][neuron]
+    let weight = conv.weight.f_permute([0, 2, 1])?.f_reshape([conv.out_channels, k * n])?;
+    let b = starts.len() as i64;
+    let mut y = rows.f_linear(&weight, Some(&conv.bias))?.f_view([b, out_len, conv.out_channels])?.f_permute([0, 2, 1])?;
+    for layer in network.net()[1..].iter().chain(network.after_net()) {
+        y = layer.forward(&y, model.is_training())?;
+    }
+    Ok(Some(y))
+}
+
 /// One forward over the concatenated reference, positive and negative windows.
 fn mini_batch_embeddings(
     model: &dyn Model,
@@ -853,8 +884,10 @@ fn mini_batch_embeddings(
     all.extend_from_slice(&batch.positive);
     all.extend_from_slice(&batch.negative);
     let starts = window_starts(&all, left, right, timesteps);
-    let input = windows(x, &starts, (left + right) as usize, device)?;
-    let emb = model.forward_train(&input)?;
+    let emb = match first_conv_as_gemm(model, x, &starts, left + right, device)? {
+        Some(emb) => emb,
+        None => model.forward_train(&windows(x, &starts, left + right, device)?)?,
+    };
     let emb = if emb.dim() == 3 { emb.f_squeeze_dim(2)? } else { emb };
     let (a, b) = (batch.reference.len() as i64, batch.positive.len() as i64);
     Ok((emb.f_narrow(0, 0, a)?, emb.f_narrow(0, a, b)?, emb.f_narrow(0, a + b, batch.negative.len() as i64)?))
@@ -885,4 +918,59 @@ fn full_batch_embeddings(model: &dyn Model, x: &Tensor, batch: &BatchIndex, left
     let device = emb.device();
     let pick = |idx: &[i64]| -> Result<Tensor> { Ok(emb.f_index_select(0, &Tensor::f_from_slice(idx)?.f_to_device(device)?)?) };
     Ok((pick(&reference)?, pick(&positive)?, pick(&negative)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast first layer gives the windows' forward, and the same weight gradients, for every
+    /// convolutional family it takes.
+    #[test]
+    fn first_conv_as_gemm_matches_the_model_on_windows() {
+        let names = ["offset5-model", "offset10-model", "offset10-model-mse", "offset15-model", "offset36-model"];
+        let (t, n) = (120usize, 7usize);
+        let x = Tensor::f_from_slice(&(0..t * n).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect::<Vec<_>>())
+            .unwrap()
+            .view([t as i64, n as i64]);
+        let mut took = 0;
+        for name in names {
+            crate::manual_seed(1);
+            let model = crate::registry::init(name, &ModelArgs::new(n as i64, 12, 3)).unwrap();
+            let offset = model.offset();
+            let field = offset.len() as usize;
+            if model.output_time(field as i64).unwrap() != 1 {
+                continue; // resampling models are not trained
+            }
+            let params = model.parameters();
+            for p in &params {
+                let _ = p.shallow_clone().set_requires_grad(true);
+            }
+            let starts: Vec<i64> = (0..9).map(|i| (i * 13 % (t - field + 1)) as i64).collect();
+            let run = |fast: bool| -> (Tensor, Vec<Tensor>) {
+                for p in &params {
+                    let mut g = p.grad();
+                    if g.defined() {
+                        let _ = g.zero_();
+                    }
+                }
+                let y = if fast {
+                    first_conv_as_gemm(model.as_ref(), &x, &starts, field, Device::Cpu).unwrap().unwrap_or_else(|| panic!("{name} not taken"))
+                } else {
+                    model.forward_train(&windows(&x, &starts, field, Device::Cpu).unwrap()).unwrap()
+                };
+                let y = if y.dim() == 3 { y.squeeze_dim(2) } else { y };
+                (&y * Tensor::from_slice(&[1.0f32, -2.0, 0.5]).view([1, 3])).sum(Kind::Float).backward();
+                (y.detach(), params.iter().map(|p| p.grad().copy()).collect())
+            };
+            let (y_fast, g_fast) = run(true);
+            let (y_ref, g_ref) = run(false);
+            assert!(f64::try_from((&y_fast - &y_ref).abs().max()).unwrap() < 1e-5, "{name}: outputs");
+            for (a, b) in g_fast.iter().zip(&g_ref) {
+                assert!(f64::try_from((a - b).abs().max()).unwrap() < 1e-4, "{name}: gradients");
+            }
+            took += 1;
+        }
+        assert_eq!(took, names.len());
+    }
 }
