@@ -410,3 +410,30 @@ fn column_major_data_trains_as_row_major() {
     };
     assert_eq!(fit(&data, Layout::RowMajor), fit(&col, Layout::ColMajor));
 }
+
+/// A model defined by C callbacks computes outside libtorch: the solver refuses it, saying why.
+#[test]
+fn a_callback_model_is_refused_with_the_reason() {
+    use cebra::ffi::*;
+    unsafe extern "C" fn zeros(
+        _user: *mut std::ffi::c_void, _input: *const f32, batch: i64, _num_input: i64, _time: i64,
+        output: *mut f32, num_output: i64, out_time: i64,
+    ) -> i32 {
+        for i in 0..(batch * num_output * out_time) as usize {
+            // SAFETY: inside (batch, num_output, out_time), as libcebra passes.
+            unsafe { *output.add(i) = 0.0 };
+        }
+        0
+    }
+    // SAFETY: a valid NUL-terminated name and a callback of the declared type.
+    unsafe {
+        assert_eq!(cebra_register_callback(c"train-test-cb".as_ptr(), 1, 2, Some(zeros), std::ptr::null_mut(), None, 0), CEBRA_STATUS_OK);
+    }
+    let data = vec![0.5f32; 50 * 3];
+    let recording = Recording::new(&data, 50, 3, Layout::RowMajor).unwrap();
+    let mut solver = Solver::new(small_options().model_architecture("train-test-cb").max_iterations(2)).unwrap();
+    let err = solver.fit(&recording, &Labels::none(), |_| Progress::Continue).unwrap_err().to_string();
+    assert!(err.contains("cannot be trained"), "{err}");
+    // SAFETY: a valid NUL-terminated name.
+    unsafe { assert_eq!(cebra_unregister(c"train-test-cb".as_ptr()), CEBRA_STATUS_OK) };
+}

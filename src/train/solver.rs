@@ -676,6 +676,13 @@ impl Trainer {
                 "'{name}' is a supervised model; the contrastive solver trains encoders (as the reference's CEBRA, which excludes supervised models)"
             )));
         }
+        if model.parameters().is_empty() {
+            // Callback models compute outside libtorch: no weights, no gradients. Their
+            // forward_train says why; without one, say it here.
+            let probe = Tensor::f_zeros([1, neurons as i64, model.offset().len()], (Kind::Float, Device::Cpu))?;
+            model.forward_train(&probe)?;
+            return Err(Error::Unsupported(format!("'{name}' has no trainable parameters")));
+        }
         let offset = model.offset();
         let field = offset.len() as usize;
         if !model.is_convolutional() && field > 1 {
