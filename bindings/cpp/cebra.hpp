@@ -258,12 +258,11 @@ public:
 
     Model(const Model &) = delete;
     Model &operator=(const Model &) = delete;
-    Model(Model &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)), label_num_(other.label_num_) {}
+    Model(Model &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
     Model &operator=(Model &&other) noexcept {
         if (this != &other) {
             cebra_model_free(handle_);
             handle_ = std::exchange(other.handle_, nullptr);
-            label_num_ = other.label_num_;
         }
         return *this;
     }
@@ -347,16 +346,16 @@ public:
     /// Creates the classifier head (label_num classes) of a classifier model.
     void setOutputNum(int64_t label_num, bool override_existing = false) {
         detail::check(cebra_model_set_output_num(handle_, label_num, override_existing ? 1 : 0));
-        label_num_ = label_num;
     }
+    /// The classifier head size (0 before setOutputNum); UNSUPPORTED for a model that is not a classifier.
+    int64_t labelNum() const { return query(cebra_model_label_num); }
     /// Features and class scores of a classifier model with a head, for `input` (batch, num_input, time)
-    /// giving one output step. `label_num` 0: the one given to setOutputNum (needed for a model from
-    /// loadFile, whose head size the C interface does not report).
+    /// giving one output step. `label_num` 0: the head's size (labelNum()).
     ClassifierOutput forwardClassifier(const float *input, size_t size, int64_t batch, int64_t time,
                                        int64_t label_num = 0) {
-        if (label_num == 0) label_num = label_num_;
+        if (label_num == 0) label_num = labelNum();
         if (label_num < 1)
-            detail::fail(CEBRA_STATUS_INVALID_ARGUMENT, "label_num unknown: call setOutputNum or pass label_num");
+            detail::fail(CEBRA_STATUS_INVALID_ARGUMENT, "the classifier head is not initialised: call setOutputNum");
         int64_t num_input = numInput();
         detail::expect_size(size, detail::checked_product({batch, num_input, time}, "input"), "input");
         ClassifierOutput out;
@@ -380,7 +379,6 @@ private:
     }
 
     CebraModel *handle_ = nullptr;
-    int64_t label_num_ = 0;
 };
 
 // ---- streaming ----------------------------------------------------------------------------------------
@@ -452,6 +450,189 @@ public:
 private:
     CebraStream *handle_ = nullptr;
     int64_t num_input_ = 0, num_output_ = 0;
+};
+
+// ---- training -----------------------------------------------------------------------------------------
+
+/// One training step's record, as the progress function sees it.
+struct Step {
+    int64_t step = 0, total_steps = 0;
+    double loss = 0, align = 0, uniform = 0, temperature = 0;
+};
+
+/// Called after every step of Solver::fit: return true to go on, false to stop early (the solver
+/// keeps what it learned). An exception thrown here stops the fit too, and fit rethrows it.
+using ProgressFunction = std::function<bool(const Step &)>;
+
+/// The per-step records of a fit (one value per step each).
+struct History {
+    std::vector<double> loss, align, uniform, temperature;
+};
+
+namespace detail {
+struct ProgressState {
+    ProgressFunction *function;
+    std::exception_ptr error;
+};
+inline int32_t progress_trampoline(void *user_data, int64_t step, int64_t total, double loss, double align,
+                                   double uniform, double temperature) {
+    auto *state = static_cast<ProgressState *>(user_data);
+    try {
+        return (*state->function)(Step{step, total, loss, align, uniform, temperature}) ? 0 : 1;
+    } catch (...) {
+        state->error = std::current_exception();
+        return 1;
+    }
+}
+}  // namespace detail
+
+/// CEBRA training (move-only handle): the reference's cebra.CEBRA(...).fit(X, y) and .transform(X).
+/// Options "key=value;…" with the reference's names and defaults (model_architecture, batch_size,
+/// learning_rate, temperature, temperature_mode, output_dimension, max_iterations, seed, device, …).
+///
+///   cebra::Solver solver("model_architecture=offset10-model;batch_size=512;max_iterations=1000");
+///   solver.fit(data, T, N, cebra::Layout::RowMajor, position);      // continuous labels (T, 1)
+///   cebra::Embedding e = solver.transform(data, T, N, cebra::Layout::RowMajor);
+///   cebra::Model model = solver.model();                           // for streaming
+class Solver {
+public:
+    explicit Solver(const std::string &options = "") {
+        detail::check(cebra_solver_new(detail::c_str(options, "options"), &handle_));
+    }
+    /// Takes ownership of a handle from the C interface.
+    explicit Solver(CebraSolver *handle) noexcept : handle_(handle) {}
+    /// A fitted solver saved by save().
+    static Solver load(const std::string &path) {
+        CebraSolver *handle = nullptr;
+        detail::check(cebra_solver_load(detail::c_str(path, "path"), &handle));
+        return Solver(handle);
+    }
+
+    Solver(const Solver &) = delete;
+    Solver &operator=(const Solver &) = delete;
+    Solver(Solver &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Solver &operator=(Solver &&other) noexcept {
+        if (this != &other) {
+            cebra_solver_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    ~Solver() { cebra_solver_free(handle_); }
+
+    /// The C handle (still owned by this object); nullptr after a move.
+    CebraSolver *get() const noexcept { return handle_; }
+    /// Gives up ownership: the caller frees the handle with cebra_solver_free.
+    CebraSolver *release() noexcept { return std::exchange(handle_, nullptr); }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// Trains from scratch on `data` (timesteps, neurons) in `layout`. `continuous` (timesteps,
+    /// numContinuous) in the same layout, or nullptr with numContinuous 0; `discrete` one label per step
+    /// or nullptr. `progress` (may be empty) sees every step and may stop the fit early.
+    void fit(const float *data, int64_t timesteps, int64_t neurons, Layout layout, const float *continuous = nullptr,
+             int64_t numContinuous = 0, const int64_t *discrete = nullptr, ProgressFunction progress = {}) {
+        detail::ProgressState state{&progress, nullptr};
+        detail::check(cebra_solver_fit(handle_, data, timesteps, neurons, static_cast<uint32_t>(layout), continuous,
+                                       numContinuous, discrete, progress ? detail::progress_trampoline : nullptr,
+                                       &state));
+        if (state.error) std::rethrow_exception(state.error);
+    }
+    /// The same with vectors: `data` holds timesteps * neurons floats; `continuous` (empty: none) a
+    /// multiple of timesteps; `discrete` (empty: none) timesteps labels.
+    void fit(const std::vector<float> &data, int64_t timesteps, int64_t neurons, Layout layout,
+             const std::vector<float> &continuous = {}, const std::vector<int64_t> &discrete = {},
+             ProgressFunction progress = {}) {
+        detail::expect_size(data.size(), detail::checked_product({timesteps, neurons}, "data"), "data");
+        int64_t numContinuous = 0;
+        if (!continuous.empty()) {
+            if (continuous.size() % static_cast<size_t>(timesteps) != 0)
+                detail::fail(CEBRA_STATUS_SHAPE_MISMATCH, "continuous has " + std::to_string(continuous.size()) +
+                                                              " floats, not a multiple of timesteps = " +
+                                                              std::to_string(timesteps));
+            numContinuous = static_cast<int64_t>(continuous.size()) / timesteps;
+        }
+        if (!discrete.empty() && discrete.size() != static_cast<size_t>(timesteps))
+            detail::fail(CEBRA_STATUS_SHAPE_MISMATCH, "discrete has " + std::to_string(discrete.size()) +
+                                                          " labels for " + std::to_string(timesteps) + " time steps");
+        fit(data.data(), timesteps, neurons, layout, continuous.empty() ? nullptr : continuous.data(), numContinuous,
+            discrete.empty() ? nullptr : discrete.data(), std::move(progress));
+    }
+
+    /// The embedding of `data` (timesteps, neurons), padded as the reference's transform: (timesteps,
+    /// output_dimension) in the same layout.
+    Embedding transform(const float *data, int64_t timesteps, int64_t neurons, Layout layout) {
+        Embedding out;
+        out.num_output = outputDimension();
+        out.layout = layout;
+        out.values.resize(static_cast<size_t>(detail::checked_product({timesteps, out.num_output}, "output")));
+        detail::check(cebra_solver_transform(handle_, data, timesteps, neurons, static_cast<uint32_t>(layout),
+                                             out.values.data(), out.values.size(), &out.timesteps));
+        return out;
+    }
+    Embedding transform(const std::vector<float> &data, int64_t timesteps, int64_t neurons, Layout layout) {
+        detail::expect_size(data.size(), detail::checked_product({timesteps, neurons}, "data"), "data");
+        return transform(data.data(), timesteps, neurons, layout);
+    }
+
+    /// The loss of every step of the last fit.
+    std::vector<double> lossHistory() const {
+        return doubles([&](double *out, size_t len, size_t *count) {
+            return cebra_solver_loss_history(handle_, out, len, count);
+        });
+    }
+    /// One per-step record (CEBRA_HISTORY_LOSS, _ALIGN, _UNIFORM, _TEMPERATURE).
+    std::vector<double> history(CebraHistoryField field) const {
+        return doubles([&](double *out, size_t len, size_t *count) {
+            return cebra_solver_history(handle_, field, out, len, count);
+        });
+    }
+    /// Every per-step record.
+    History history() const {
+        return History{history(CEBRA_HISTORY_LOSS), history(CEBRA_HISTORY_ALIGN), history(CEBRA_HISTORY_UNIFORM),
+                       history(CEBRA_HISTORY_TEMPERATURE)};
+    }
+    /// Whether fit (or load) gave the solver a trained model.
+    bool isFitted() const {
+        uint8_t fitted = 0;
+        detail::check(cebra_solver_is_fitted(handle_, &fitted));
+        return fitted != 0;
+    }
+    /// Every option in use, "key=value;…", the seed included (drawn when it was not given).
+    std::string options() const {
+        size_t needed = 0;
+        detail::check(cebra_solver_options(handle_, nullptr, 0, &needed));
+        std::vector<char> buf(needed);
+        detail::check(cebra_solver_options(handle_, buf.data(), buf.size(), &needed));
+        return std::string(buf.data());
+    }
+    /// A model holding a copy of the trained weights (for Model::transform and Stream).
+    Model model() const {
+        CebraModel *model = nullptr;
+        detail::check(cebra_solver_model(handle_, &model));
+        return Model(model);
+    }
+    /// Saves the fitted solver (a .safetensors file that Solver::load and Model::loadFile read).
+    void save(const std::string &path) const { detail::check(cebra_solver_save(handle_, detail::c_str(path, "path"))); }
+
+private:
+    template <typename Query>
+    static std::vector<double> doubles(Query query) {
+        size_t count = 0;
+        detail::check(query(nullptr, 0, &count));
+        std::vector<double> values(count);
+        if (count > 0) detail::check(query(values.data(), values.size(), &count));
+        values.resize(count);
+        return values;
+    }
+    int64_t outputDimension() const {
+        std::string text = options(), key = "output_dimension=";
+        size_t at = text.find(key);
+        if (at != 0) at = text.find(";" + key) == std::string::npos ? std::string::npos : text.find(";" + key) + 1;
+        if (at == std::string::npos) detail::fail(CEBRA_STATUS_PANIC, "the solver options lack output_dimension");
+        return std::stoll(text.substr(at + key.size()));
+    }
+
+    CebraSolver *handle_ = nullptr;
 };
 
 // ---- criterions ---------------------------------------------------------------------------------------

@@ -76,13 +76,14 @@ static void check(CebraStatus status) {
 
 /* ---- handle table ---------------------------------------------------------------------------- */
 
-typedef enum { KIND_FREE = 0, KIND_MODEL, KIND_CRITERION, KIND_STREAM } handle_kind;
+typedef enum { KIND_FREE = 0, KIND_MODEL, KIND_CRITERION, KIND_STREAM, KIND_SOLVER } handle_kind;
 
 static const char *kind_name(handle_kind kind) {
     switch (kind) {
     case KIND_MODEL: return "cebra.Model";
     case KIND_CRITERION: return "cebra.Criterion";
     case KIND_STREAM: return "cebra.Stream";
+    case KIND_SOLVER: return "cebra.Solver";
     default: return "freed";
     }
 }
@@ -91,8 +92,8 @@ typedef struct {
     handle_kind kind;
     uint32_t generation; /* bumped when the slot is freed, so old ids of the slot go stale */
     void *ptr;
-    int64_t label_num;   /* models: classifier head size once known, else 0 */
     int64_t num_output;  /* streams: embedding size */
+    int fitting;         /* solvers: a fit is running (its progress function may call back in) */
 } handle_slot;
 
 /* ids are generation * SLOT_LIMIT + slot + 1: exact in a double (< 2^52), never 0. */
@@ -120,6 +121,7 @@ static void free_object(handle_kind kind, void *ptr) {
     case KIND_MODEL: cebra_model_free((CebraModel *)ptr); break;
     case KIND_CRITERION: cebra_criterion_free((CebraCriterion *)ptr); break;
     case KIND_STREAM: cebra_stream_free((CebraStream *)ptr); break;
+    case KIND_SOLVER: cebra_solver_free((CebraSolver *)ptr); break;
     default: break;
     }
 }
@@ -131,7 +133,7 @@ static void release_slot(handle_slot *slot) {
     void *ptr = slot->ptr;
     slot->kind = KIND_FREE;
     slot->ptr = NULL;
-    slot->label_num = 0;
+    slot->fitting = 0;
     slot->generation++;
     live_handles--;
     free_object(kind, ptr);
@@ -177,8 +179,8 @@ static mxArray *new_handle(handle_kind kind, void *ptr) {
     }
     slot->kind = kind;
     slot->ptr = ptr;
-    slot->label_num = 0;
     slot->num_output = 0;
+    slot->fitting = 0;
     live_handles++;
     update_lock();
     return mxCreateDoubleScalar((double)slot->generation * SLOT_LIMIT + (double)(slot - slots) + 1.0);
@@ -614,6 +616,7 @@ static void cmd_free(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[])
     need_args(nrhs, 2, "free(id)");
     slot = find_slot(prhs[1]);
     if (!slot) fail("INVALID_ARGUMENT", "not a live cebra handle: the id is stale, forged or already freed");
+    if (slot->fitting) fail("UNSUPPORTED", "the cebra.Solver is being fitted: it cannot be freed from its progress function");
     release_slot(slot);
     update_lock();
 }
@@ -730,44 +733,6 @@ static void cmd_model_set_output_num(int nlhs, mxArray *plhs[], int nrhs, const 
     slot = get_slot(prhs[1], KIND_MODEL);
     label_num = (int64_t)get_integer(prhs[2], "labelNum", -1e15, 1e15);
     check(cebra_model_set_output_num((CebraModel *)slot->ptr, label_num, (uint8_t)get_flag(prhs[3], "override")));
-    slot->label_num = label_num;
-}
-
-/* The classifier head's size. The C ABI does not report it, so for a model whose head came from a file
-   it is found once: the smallest prediction capacity that a one-sample classifier forward accepts
-   (a too-small buffer is BUFFER_TOO_SMALL and writes nothing). */
-static int64_t classifier_label_num(handle_slot *slot, const float *x, int64_t channels, int64_t time,
-                                    int64_t num_output) {
-    float *features, *prediction;
-    int64_t lo = 0, hi = 1; /* lo: known too small; hi: candidate */
-    CebraStatus status;
-    if (slot->label_num > 0) return slot->label_num;
-    /* One sample of X: the first time x channels block (batch index 0). */
-    features = (float *)mxMalloc((size_t)num_output * sizeof *features);
-    for (;;) {
-        prediction = (float *)mxMalloc((size_t)hi * sizeof *prediction);
-        status = cebra_model_forward_classifier((CebraModel *)slot->ptr, x, 1, channels, time, features,
-                                                (size_t)num_output, prediction, (size_t)hi);
-        mxFree(prediction);
-        if (status == CEBRA_STATUS_OK) break;
-        if (status != CEBRA_STATUS_BUFFER_TOO_SMALL) fail_status(status);
-        lo = hi;
-        if (hi > ((int64_t)1 << 40)) fail("PANIC", "cannot find the classifier head size");
-        hi *= 2;
-    }
-    while (hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
-        prediction = (float *)mxMalloc((size_t)mid * sizeof *prediction);
-        status = cebra_model_forward_classifier((CebraModel *)slot->ptr, x, 1, channels, time, features,
-                                                (size_t)num_output, prediction, (size_t)mid);
-        mxFree(prediction);
-        if (status == CEBRA_STATUS_OK) hi = mid;
-        else if (status == CEBRA_STATUS_BUFFER_TOO_SMALL) lo = mid;
-        else fail_status(status);
-    }
-    mxFree(features);
-    slot->label_num = hi;
-    return hi;
 }
 
 /* [features, prediction] with one row per sample: batch x num_output and batch x label_num. */
@@ -788,7 +753,8 @@ static void cmd_model_forward_classifier(int nlhs, mxArray *plhs[], int nrhs, co
     channels = (int64_t)dims[1];
     batch = mxGetNumberOfDimensions(prhs[2]) == 3 ? (int64_t)dims[2] : 1;
     check(cebra_model_num_output((CebraModel *)slot->ptr, &num_output));
-    label_num = classifier_label_num(slot, x, channels, time, num_output);
+    check(cebra_model_label_num((CebraModel *)slot->ptr, &label_num));
+    if (label_num < 1) fail("SHAPE_MISMATCH", "the classifier head is not initialised: call setOutputNum first");
     features = (float *)mxMalloc((size_t)(batch * num_output) * sizeof *features);
     prediction = (float *)mxMalloc((size_t)(batch * label_num) * sizeof *prediction);
     check(cebra_model_forward_classifier((CebraModel *)slot->ptr, x, batch, channels, time, features,
@@ -1042,6 +1008,253 @@ static void cmd_stream_reset(int nlhs, mxArray *plhs[], int nrhs, const mxArray 
     check(cebra_stream_reset((CebraStream *)get_slot(prhs[1], KIND_STREAM)->ptr));
 }
 
+/* ---- training -------------------------------------------------------------------------------- */
+
+static CebraSolver *get_solver(const mxArray *a) { return (CebraSolver *)get_slot(a, KIND_SOLVER)->ptr; }
+
+static void cmd_model_label_num(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    int64_t label_num = 0;
+    (void)nlhs;
+    need_args(nrhs, 2, "model_label_num(id)");
+    check(cebra_model_label_num(get_model(prhs[1]), &label_num));
+    plhs[0] = make_int(label_num);
+}
+
+static void cmd_solver_new(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    CebraSolver *solver = NULL;
+    (void)nlhs;
+    need_args(nrhs, 2, "solver_new(options)");
+    check(cebra_solver_new(get_string(prhs[1], "options"), &solver));
+    plhs[0] = new_handle(KIND_SOLVER, solver);
+}
+
+static void cmd_solver_load(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    CebraSolver *solver = NULL;
+    (void)nlhs;
+    need_args(nrhs, 2, "solver_load(path)");
+    check(cebra_solver_load(get_string(prhs[1], "path"), &solver));
+    plhs[0] = new_handle(KIND_SOLVER, solver);
+}
+
+/* What the progress callback of one fit needs. */
+typedef struct {
+    const mxArray *fn; /* the MATLAB function handle ([] when none) */
+    int failed;        /* the function raised: its message is in callback_message */
+} progress_data;
+
+/* CebraProgressFn for a MATLAB function: cebra.internal.invokeProgress(fn, record) runs it and catches
+   its errors (so nothing unwinds through the library) and says whether it asked to stop. A failure
+   stops the fit; cmd_solver_fit then raises cebra:CALLBACK_FAILED with the message. */
+static int32_t matlab_progress(void *user_data, int64_t step, int64_t total, double loss, double align, double uniform,
+                               double temperature) {
+    progress_data *data = (progress_data *)user_data;
+    static const char *fields[] = {"step", "totalSteps", "loss", "align", "uniform", "temperature"};
+    mxArray *args[2], *outs[2] = {NULL, NULL}, *trapped;
+    int32_t stop = 0;
+    if (!matlab_thread_known || !same_thread(current_thread(), matlab_thread)) {
+        data->failed = 1;
+        callback_fail(1, "the progress function was called from a thread other than MATLAB's");
+        return 1;
+    }
+    args[0] = (mxArray *)data->fn;
+    args[1] = mxCreateStructMatrix(1, 1, 6, fields);
+    mxSetField(args[1], 0, "step", mxCreateDoubleScalar((double)step));
+    mxSetField(args[1], 0, "totalSteps", mxCreateDoubleScalar((double)total));
+    mxSetField(args[1], 0, "loss", mxCreateDoubleScalar(loss));
+    mxSetField(args[1], 0, "align", mxCreateDoubleScalar(align));
+    mxSetField(args[1], 0, "uniform", mxCreateDoubleScalar(uniform));
+    mxSetField(args[1], 0, "temperature", mxCreateDoubleScalar(temperature));
+    trapped = mexCallMATLABWithTrap(2, outs, 2, args, "cebra.internal.invokeProgress");
+    mxDestroyArray(args[1]);
+    if (trapped) {
+        mxDestroyArray(trapped);
+        data->failed = 1;
+        callback_fail(1, "calling cebra.internal.invokeProgress failed");
+        return 1;
+    }
+    if (outs[1] && mxIsChar(outs[1]) && mxGetNumberOfElements(outs[1]) > 0) {
+        char *message = mxArrayToString(outs[1]);
+        data->failed = 1;
+        callback_fail(1, "the progress function raised: %s", message ? message : "?");
+        mxFree(message);
+        stop = 1;
+    } else if (outs[0] && mxIsLogicalScalarTrue(outs[0])) {
+        stop = 1;
+    }
+    if (outs[0]) mxDestroyArray(outs[0]);
+    if (outs[1]) mxDestroyArray(outs[1]);
+    return stop;
+}
+
+/* solver_fit(id, X, continuous, discrete, progress): X time x neurons; continuous [] or time x d (same
+   column-major layout); discrete [] or time integer labels; progress [] or a function handle. */
+static void cmd_solver_fit(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    handle_slot *slot;
+    size_t index;
+    CebraSolver *solver;
+    const float *x, *continuous = NULL;
+    int64_t *discrete = NULL, time, neurons, num_continuous = 0;
+    progress_data progress = {NULL, 0};
+    CebraStatus status;
+    (void)nlhs; (void)plhs;
+    need_args(nrhs, 6, "solver_fit(id, X, continuous, discrete, progress)");
+    slot = get_slot(prhs[1], KIND_SOLVER);
+    if (slot->fitting) fail("UNSUPPORTED", "this cebra.Solver is being fitted: its progress function cannot fit it again");
+    x = as_float(prhs[2], "X");
+    if (mxGetNumberOfDimensions(prhs[2]) != 2) fail("INVALID_ARGUMENT", "X must be a time x neurons matrix");
+    time = (int64_t)mxGetM(prhs[2]);
+    neurons = (int64_t)mxGetN(prhs[2]);
+    if (!mxIsEmpty(prhs[3])) {
+        continuous = as_float(prhs[3], "continuous labels");
+        if (mxGetNumberOfDimensions(prhs[3]) != 2 || (int64_t)mxGetM(prhs[3]) != time)
+            fail("SHAPE_MISMATCH", "continuous labels must be a time x d matrix with one row per time step of X (%lld), got %lu rows",
+                 (long long)time, (unsigned long)mxGetM(prhs[3]));
+        num_continuous = (int64_t)mxGetN(prhs[3]);
+    }
+    if (!mxIsEmpty(prhs[4])) {
+        size_t i, n;
+        const mxArray *a = prhs[4];
+        if (!(mxIsNumeric(a) || mxIsLogical(a)) || mxIsComplex(a) || mxIsSparse(a) || mxGetNumberOfDimensions(a) != 2 ||
+            (mxGetM(a) != 1 && mxGetN(a) != 1))
+            fail("INVALID_ARGUMENT", "discrete labels must be a real vector of integers");
+        n = mxGetNumberOfElements(a);
+        if ((int64_t)n != time)
+            fail("SHAPE_MISMATCH", "discrete labels: %lu values for %lld time steps", (unsigned long)n, (long long)time);
+        discrete = (int64_t *)mxMalloc(n * sizeof *discrete);
+        for (i = 0; i < n; i++) {
+            double v;
+            if (mxIsDouble(a)) v = ((const double *)mxGetData(a))[i];
+            else if (mxIsSingle(a)) v = ((const float *)mxGetData(a))[i];
+            else {
+                /* Integer classes and logical: their value through a one-element copy. */
+                mxArray *e = mxCreateNumericMatrix(1, 1, mxGetClassID(a), mxREAL);
+                memcpy(mxGetData(e), (const char *)mxGetData(a) + i * mxGetElementSize(a), mxGetElementSize(a));
+                v = mxGetScalar(e);
+                mxDestroyArray(e);
+            }
+            if (!(v >= -9.2e18 && v <= 9.2e18) || v != (double)(int64_t)v)
+                fail("INVALID_ARGUMENT", "discrete labels must be integers; element %lu is %g", (unsigned long)i + 1, v);
+            discrete[i] = (int64_t)v;
+        }
+    }
+    if (!mxIsEmpty(prhs[5])) {
+        if (!mxIsClass(prhs[5], "function_handle")) fail("INVALID_ARGUMENT", "Progress must be a function handle");
+        progress.fn = prhs[5];
+    }
+    /* The progress function may call the gateway, which may grow (move) the slot table: keep the
+       index, not the pointer, and mark the solver so that it is not freed or refitted meanwhile. */
+    solver = (CebraSolver *)slot->ptr;
+    index = (size_t)(slot - slots);
+    slot->fitting = 1;
+    status = cebra_solver_fit(solver, x, time, neurons, CEBRA_LAYOUT_COL_MAJOR, continuous, num_continuous, discrete,
+                              progress.fn ? matlab_progress : NULL, &progress);
+    slots[index].fitting = 0;
+    check(status);
+    if (progress.failed) fail("CALLBACK_FAILED", "%s (the fit stopped there; the solver keeps what it learned)", callback_message);
+}
+
+/* The output dimension of a solver, from its options ("output_dimension=N"). */
+static int64_t solver_output_dimension(CebraSolver *solver) {
+    size_t needed = 0;
+    char *text;
+    const char *key = "output_dimension=", *at;
+    check(cebra_solver_options(solver, NULL, 0, &needed));
+    text = (char *)mxMalloc(needed);
+    check(cebra_solver_options(solver, text, needed, &needed));
+    at = strncmp(text, key, strlen(key)) == 0 ? text : strstr(text, ";output_dimension=");
+    if (!at) fail("PANIC", "the solver options have no output_dimension: %s", text);
+    if (*at == ';') at++;
+    return (int64_t)strtoll(at + strlen(key), NULL, 10);
+}
+
+static void cmd_solver_transform(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    CebraSolver *solver;
+    const float *x;
+    float *y;
+    int64_t time, neurons, outputs, rows = 0;
+    mwSize dims[2];
+    (void)nlhs;
+    need_args(nrhs, 3, "solver_transform(id, X)");
+    solver = get_solver(prhs[1]);
+    x = as_float(prhs[2], "X");
+    if (mxGetNumberOfDimensions(prhs[2]) != 2) fail("INVALID_ARGUMENT", "X must be a time x neurons matrix");
+    time = (int64_t)mxGetM(prhs[2]);
+    neurons = (int64_t)mxGetN(prhs[2]);
+    outputs = solver_output_dimension(solver);
+    y = (float *)mxMalloc((size_t)(time * outputs) * sizeof *y);
+    check(cebra_solver_transform(solver, x, time, neurons, CEBRA_LAYOUT_COL_MAJOR, y, (size_t)(time * outputs), &rows));
+    dims[0] = (mwSize)rows;
+    dims[1] = (mwSize)outputs;
+    plhs[0] = make_array(mxGetClassID(prhs[2]), 2, dims, y);
+}
+
+/* One per-step record as a column of doubles. */
+static mxArray *history_column(CebraSolver *solver, CebraHistoryField field) {
+    size_t count = 0;
+    mxArray *out;
+    if (field == CEBRA_HISTORY_LOSS) check(cebra_solver_loss_history(solver, NULL, 0, &count));
+    else check(cebra_solver_history(solver, field, NULL, 0, &count));
+    out = mxCreateDoubleMatrix(count, 1, mxREAL);
+    if (count == 0) return out;
+    if (field == CEBRA_HISTORY_LOSS) check(cebra_solver_loss_history(solver, mxGetPr(out), count, &count));
+    else check(cebra_solver_history(solver, field, mxGetPr(out), count, &count));
+    return out;
+}
+
+/* struct with fields loss, align, uniform, temperature: one row per step. */
+static void cmd_solver_history(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    static const char *fields[] = {"loss", "align", "uniform", "temperature"};
+    static const CebraHistoryField ids[] = {CEBRA_HISTORY_LOSS, CEBRA_HISTORY_ALIGN, CEBRA_HISTORY_UNIFORM,
+                                            CEBRA_HISTORY_TEMPERATURE};
+    CebraSolver *solver;
+    mxArray *columns[4];
+    int i;
+    (void)nlhs;
+    need_args(nrhs, 2, "solver_history(id)");
+    solver = get_solver(prhs[1]);
+    /* Every column first (each may fail), then the struct: nothing is half-built on an error. */
+    for (i = 0; i < 4; i++) columns[i] = history_column(solver, ids[i]);
+    plhs[0] = mxCreateStructMatrix(1, 1, 4, fields);
+    for (i = 0; i < 4; i++) mxSetField(plhs[0], 0, fields[i], columns[i]);
+}
+
+static void cmd_solver_is_fitted(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    uint8_t fitted = 0;
+    (void)nlhs;
+    need_args(nrhs, 2, "solver_is_fitted(id)");
+    check(cebra_solver_is_fitted(get_solver(prhs[1]), &fitted));
+    plhs[0] = mxCreateLogicalScalar(fitted != 0);
+}
+
+static void cmd_solver_options(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    CebraSolver *solver;
+    size_t needed = 0;
+    char *text;
+    (void)nlhs;
+    need_args(nrhs, 2, "solver_options(id)");
+    solver = get_solver(prhs[1]);
+    check(cebra_solver_options(solver, NULL, 0, &needed));
+    text = (char *)mxMalloc(needed);
+    check(cebra_solver_options(solver, text, needed, &needed));
+    plhs[0] = mxCreateString(text);
+}
+
+static void cmd_solver_model(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    CebraModel *model = NULL;
+    (void)nlhs;
+    need_args(nrhs, 2, "solver_model(id)");
+    check(cebra_solver_model(get_solver(prhs[1]), &model));
+    plhs[0] = new_handle(KIND_MODEL, model);
+}
+
+static void cmd_solver_save(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {
+    CebraSolver *solver;
+    (void)nlhs; (void)plhs;
+    need_args(nrhs, 3, "solver_save(id, path)");
+    solver = get_solver(prhs[1]);
+    check(cebra_solver_save(solver, get_string(prhs[2], "path")));
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 /* Commands by name; most are the C function's name without cebra_. `max_out` bounds nargout. */
@@ -1090,6 +1303,16 @@ static const struct {
     {"stream_push", cmd_stream_push, 2},
     {"stream_lookahead", cmd_stream_lookahead, 1},
     {"stream_reset", cmd_stream_reset, 0},
+    {"model_label_num", cmd_model_label_num, 1},
+    {"solver_new", cmd_solver_new, 1},
+    {"solver_load", cmd_solver_load, 1},
+    {"solver_fit", cmd_solver_fit, 0},
+    {"solver_transform", cmd_solver_transform, 1},
+    {"solver_history", cmd_solver_history, 1},
+    {"solver_is_fitted", cmd_solver_is_fitted, 1},
+    {"solver_options", cmd_solver_options, 1},
+    {"solver_model", cmd_solver_model, 1},
+    {"solver_save", cmd_solver_save, 0},
 };
 
 void mexFunction(int nlhs, mxArray *plhs[], int nrhs, const mxArray *prhs[]) {

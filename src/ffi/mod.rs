@@ -17,6 +17,7 @@ mod criterion;
 mod model;
 mod registry;
 mod runtime;
+mod solver;
 mod stream;
 
 pub use callback::*;
@@ -24,6 +25,7 @@ pub use criterion::*;
 pub use model::*;
 pub use registry::*;
 pub use runtime::*;
+pub use solver::*;
 pub use stream::*;
 
 /// A status code. Numbers are stable and never reused.

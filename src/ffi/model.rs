@@ -395,3 +395,21 @@ pub unsafe extern "C" fn cebra_model_forward_classifier(
         }
     })
 }
+
+/// The size of a classifier model's head (`label_num` of `cebra_model_set_output_num`); 0 while the
+/// head is not initialised. A model that is not a classifier is UNSUPPORTED.
+///
+/// # Safety
+/// `model` is NULL or a live handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cebra_model_label_num(model: *const CebraModel, out: *mut i64) -> CebraStatus {
+    boundary(|| {
+        // SAFETY: `model` is NULL or a live handle (contract above).
+        let handle = unsafe { model_ref(model) }?;
+        let guard = handle.lock();
+        let classifier = guard.as_classifier().ok_or_else(|| not_a_classifier(guard.as_ref()))?;
+        let label_num = classifier.label_num().unwrap_or(0);
+        // SAFETY: `out` is NULL or writable (contract above).
+        unsafe { write_out(out, label_num, "out") }
+    })
+}

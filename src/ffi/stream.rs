@@ -18,7 +18,7 @@ impl CebraStream {
     }
 }
 
-fn layout_of(layout: u32) -> FfiResult<Layout> {
+pub(crate) fn layout_of(layout: u32) -> FfiResult<Layout> {
     match layout {
         CEBRA_LAYOUT_ROW_MAJOR => Ok(Layout::RowMajor),
         CEBRA_LAYOUT_COL_MAJOR => Ok(Layout::ColMajor),

@@ -112,6 +112,9 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 if flags=$(pkg-config --cflags --libs cebra); then
     "$CC" -std=c99 -Wall -Wextra -Werror -pedantic -o "$work/embed-pkgconfig" "$example/embed.c" $flags \
         && pass "embed.c built with pkg-config ($flags)" || fail "embed.c does not build with pkg-config"
+    # The training example (fit, transform, stream).
+    "$CC" -std=c99 -Wall -Wextra -Werror -pedantic -o "$work/train-pkgconfig" "$example/train.c" $flags -lm \
+        && pass "train.c built with pkg-config" || fail "train.c does not build with pkg-config"
     # The C++ example over the installed cebra.hpp, with the same flags.
     "${CXX:-c++}" -std=c++17 -Wall -Wextra -Werror -pedantic -o "$work/embed-cpp-pkgconfig" \
         "$root/bindings/cpp/examples/embed.cpp" $flags \
@@ -148,6 +151,15 @@ if [ -x "$work/embed-pkgconfig" ]; then
         fail "embed with a missing weights file printed: $(cat "$work/stderr")"
     fi
 fi
+for bin in train-pkgconfig cmake-shared/train cmake-static/train; do
+    [ -x "$work/$bin" ] || continue
+    if out=$("${as_user[@]}" env -i "$work/$bin" 2>"$work/stderr") && echo "$out" | grep -q '^20 steps, loss' \
+        && echo "$out" | grep -q '^streamed 291 samples'; then
+        pass "$bin ($(echo "$out" | grep '^20 steps'))"
+    else
+        fail "$bin: $(cat "$work/stderr") $out"
+    fi
+done
 run_check "bin/cebra list --limit 3" $'offset10-model\noffset10-model-mse\noffset5-model' \
     "$prefix/bin/cebra" list --limit 3
 

@@ -1016,6 +1016,284 @@ static void test_transform_and_stream(void) {
     check_checkpoint();
 }
 
+/* ---- training ---------------------------------------------------------------------------------- */
+
+#define FIT_T 200
+#define FIT_N 7
+#define FIT_OUT 3
+#define FIT_STEPS 4
+#define FIT_OPTIONS                                                                                       \
+    "model_architecture=offset10-model;num_hidden_units=16;output_dimension=3;batch_size=32;"         \
+    "max_iterations=4;seed=7"
+
+/* A synthetic recording: 7 neurons tuned to a 1-D latent (sine) plus a deterministic ripple, with the
+ * latent as continuous label and its sign as discrete label. */
+static void fit_data(float *x, float *latent, int64_t *classes) {
+    int t, n;
+    for (t = 0; t < FIT_T; t++) {
+        latent[t] = (float)sin(t * 0.05);
+        classes[t] = latent[t] > 0;
+        for (n = 0; n < FIT_N; n++) x[t * FIT_N + n] = latent[t] * (float)(n - 3) + 0.1f * (float)((t * 7 + n) % 5);
+    }
+}
+
+typedef struct {
+    int calls, stop_at;
+    int64_t last_step, total;
+    double first_loss, last_temperature;
+    int bad_order, nonfinite;
+    CebraSolver *self;
+    CebraStatus reentrant;
+} progress_state;
+
+static int32_t on_progress(void *user_data, int64_t step, int64_t total, double loss, double align, double uniform,
+                           double temperature) {
+    progress_state *s = user_data;
+    s->calls++;
+    if (step != s->last_step + 1) s->bad_order = 1;
+    s->last_step = step;
+    s->total = total;
+    if (step == 1) s->first_loss = loss;
+    s->last_temperature = temperature;
+    if (!isfinite(loss) || !isfinite(align) || !isfinite(uniform) || !(temperature > 0)) s->nonfinite = 1;
+    if (s->self) {
+        /* A callback calling its own solver is refused, not deadlocked. */
+        uint8_t fitted = 9;
+        s->reentrant = cebra_solver_is_fitted(s->self, &fitted);
+    }
+    return s->stop_at && step >= s->stop_at;
+}
+
+/* The whole history of one field into a malloc'ed buffer (size query first). */
+static double *history(const CebraSolver *s, CebraHistoryField field, size_t *count) {
+    size_t n = 0, again = 0;
+    double *out;
+    if (!CHECK_OK(cebra_solver_history(s, field, NULL, 0, &n))) return NULL;
+    out = malloc((n + 1) * sizeof *out);
+    out[n] = -1234.5;
+    if (!CHECK_OK(cebra_solver_history(s, field, out, n, &again)) || !CHECK(again == n, "history count stable")) {
+        free(out);
+        return NULL;
+    }
+    CHECK(out[n] == -1234.5, "history: nothing written past the count");
+    *count = n;
+    return out;
+}
+
+static char *solver_options(const CebraSolver *s) {
+    size_t needed = 0, again = 0;
+    char *buf;
+    if (!CHECK_OK(cebra_solver_options(s, NULL, 0, &needed))) return NULL;
+    buf = malloc(needed);
+    if (!CHECK_OK(cebra_solver_options(s, buf, needed, &again))) {
+        free(buf);
+        return NULL;
+    }
+    CHECK(again == needed && strlen(buf) + 1 == needed, "solver options: needed counts the bytes with the NUL");
+    return buf;
+}
+
+static int same_doubles(const double *a, const double *b, size_t n) {
+    return n == 0 || memcmp(a, b, n * sizeof *a) == 0;
+}
+
+static void test_solver(void) {
+    static float x[FIT_T * FIT_N], xc[FIT_T * FIT_N], latent[FIT_T], y[FIT_T * FIT_OUT], y2[FIT_T * FIT_OUT + 1],
+        yc[FIT_T * FIT_OUT], e[FIT_OUT];
+    static int64_t classes[FIT_T];
+    CebraSolver *s = NULL, *s2 = NULL, *loaded = NULL;
+    CebraModel *m = NULL, *from_file = NULL;
+    CebraStream *stream = NULL;
+    progress_state p;
+    double *loss = NULL, *loss2 = NULL, *align = NULL, *uniform = NULL, *temperature = NULL, *loaded_loss = NULL;
+    size_t n_loss = 0, n_loss2 = 0, n_align = 0, n_uniform = 0, n_temp = 0, n_loaded = 0, i, count = 0;
+    int64_t rows = -1, k, v = -1;
+    uint8_t fitted = 9, ready = 0;
+    char *options = NULL, *options2 = NULL, *loaded_options = NULL;
+    const char *path = tu_tmpfile("solver.safetensors");
+
+    fit_data(x, latent, classes);
+    transpose(x, xc, FIT_T, FIT_N);
+
+    /* A new solver is not fitted; its options show the given seed. */
+    if (!CHECK_OK(cebra_solver_new(FIT_OPTIONS, &s))) return;
+    CHECK_OK(cebra_solver_is_fitted(s, &fitted));
+    CHECK(fitted == 0, "a new solver is not fitted");
+    options = solver_options(s);
+    CHECK(options && tu_contains(options, "seed=7") && tu_contains(options, "max_iterations=4") &&
+              tu_contains(options, "model_architecture=offset10-model"),
+          "solver options: '%s'", options ? options : "");
+
+    /* Fit with a progress callback: one call per step, in order, user_data passed through. */
+    memset(&p, 0, sizeof p);
+    if (CHECK_OK(cebra_solver_fit(s, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, latent, 1, NULL, on_progress, &p))) {
+        CHECK(p.calls == FIT_STEPS && p.last_step == FIT_STEPS && p.total == FIT_STEPS && !p.bad_order,
+              "progress: %d calls, last step %lld of %lld", p.calls, (long long)p.last_step, (long long)p.total);
+        CHECK(!p.nonfinite, "progress: finite loss, align and uniform, positive temperature");
+        CHECK_OK(cebra_solver_is_fitted(s, &fitted));
+        CHECK(fitted == 1, "a fitted solver says so");
+    }
+    loss = history(s, CEBRA_HISTORY_LOSS, &n_loss);
+    align = history(s, CEBRA_HISTORY_ALIGN, &n_align);
+    uniform = history(s, CEBRA_HISTORY_UNIFORM, &n_uniform);
+    temperature = history(s, CEBRA_HISTORY_TEMPERATURE, &n_temp);
+    if (loss && align && uniform && temperature) {
+        CHECK(n_loss == FIT_STEPS && n_align == FIT_STEPS && n_uniform == FIT_STEPS && n_temp == FIT_STEPS,
+              "one record per step");
+        CHECK(loss[0] == p.first_loss, "history loss[0] is the loss the callback saw");
+        for (i = 0; i < n_loss; i++) {
+            /* InfoNCE = align + uniform, as the reference's log of (pos, neg, total). */
+            CHECK(fabs(loss[i] - (align[i] + uniform[i])) <= 1e-4 * (1 + fabs(loss[i])),
+                  "step %lu: loss %g = align %g + uniform %g", (unsigned long)i, loss[i], align[i], uniform[i]);
+            CHECK(temperature[i] == 1.0, "constant temperature 1 at step %lu", (unsigned long)i);
+        }
+    }
+    /* The dedicated loss getter equals the LOSS field; a too small buffer reports the count only. */
+    {
+        double small[FIT_STEPS] = {-7, -7, -7, -7};
+        CHECK_OK(cebra_solver_loss_history(s, NULL, 0, &count));
+        CHECK(count == FIT_STEPS, "loss history size query: %lu", (unsigned long)count);
+        count = 0;
+        CHECK_STATUS(cebra_solver_loss_history(s, small, FIT_STEPS - 1, &count), CEBRA_STATUS_BUFFER_TOO_SMALL);
+        CHECK(count == FIT_STEPS && small[0] == -7, "too small: count set, nothing written");
+        if (CHECK_OK(cebra_solver_loss_history(s, small, FIT_STEPS, &count)) && loss)
+            CHECK(same_doubles(small, loss, FIT_STEPS), "loss history equals the LOSS field");
+    }
+
+    /* Transform: padded, one row per step; column-major input gives the transposed rows. */
+    if (CHECK_OK(cebra_solver_transform(s, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, y, FIT_T * FIT_OUT, &rows))) {
+        CHECK(rows == FIT_T, "solver transform is padded: %lld rows", (long long)rows);
+        CHECK(tu_max_abs(y, FIT_T * FIT_OUT) > 0 && isfinite(tu_max_abs(y, FIT_T * FIT_OUT)), "finite embedding");
+    }
+    if (CHECK_OK(cebra_solver_transform(s, xc, FIT_T, FIT_N, CEBRA_LAYOUT_COL_MAJOR, yc, FIT_T * FIT_OUT, &rows))) {
+        float yt[FIT_T * FIT_OUT];
+        transpose(y, yt, FIT_T, FIT_OUT);
+        CHECK(tu_max_abs_diff(yc, yt, FIT_T * FIT_OUT) <= 1e-6, "column-major transform is the transpose");
+    }
+
+    /* Same seed, options and data (column-major this time): the same fit, bit for bit. */
+    if (CHECK_OK(cebra_solver_new(FIT_OPTIONS, &s2)) &&
+        CHECK_OK(cebra_solver_fit(s2, xc, FIT_T, FIT_N, CEBRA_LAYOUT_COL_MAJOR, latent, 1, NULL, NULL, NULL))) {
+        loss2 = history(s2, CEBRA_HISTORY_LOSS, &n_loss2);
+        CHECK(loss && loss2 && n_loss2 == n_loss && same_doubles(loss, loss2, n_loss), "same seed, same losses");
+        if (CHECK_OK(cebra_solver_transform(s2, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, y2, FIT_T * FIT_OUT, &rows)))
+            CHECK(memcmp(y, y2, sizeof y) == 0, "same seed, same embedding");
+    }
+
+    /* The model of the solver: a copy of the weights, for transform and streaming. */
+    if (CHECK_OK(cebra_solver_model(s, &m))) {
+        CHECK_OK(cebra_model_num_input(m, &v));
+        CHECK(v == FIT_N, "solver model input %lld", (long long)v);
+        CHECK_OK(cebra_model_num_output(m, &v));
+        CHECK(v == FIT_OUT, "solver model output %lld", (long long)v);
+        y2[FIT_T * FIT_OUT] = 321.0f;
+        if (CHECK_OK(cebra_model_transform(m, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, y2, FIT_T * FIT_OUT,
+                                           &rows)))
+            CHECK(tu_max_abs_diff(y, y2, FIT_T * FIT_OUT) <= 1e-6 && y2[FIT_T * FIT_OUT] == 321.0f,
+                  "model transform equals solver transform");
+        if (CHECK_OK(cebra_stream_new(m, &stream))) {
+            int64_t lookahead = 0;
+            CHECK_OK(cebra_stream_lookahead(stream, &lookahead));
+            for (k = 0; k < 40; k++) {
+                if (!CHECK_OK(cebra_stream_push(stream, x + k * FIT_N, FIT_N, e, FIT_OUT, &ready))) break;
+                if (ready && k - lookahead >= 5)
+                    CHECK(tu_max_abs_diff(e, y + (k - lookahead) * FIT_OUT, FIT_OUT) <= 1e-5,
+                          "stream push %lld equals the solver's transform", (long long)k);
+            }
+            cebra_stream_free(stream);
+        }
+    }
+
+    /* Save and load: the same options, history and embedding; the file is also a model file. */
+    if (CHECK_OK(cebra_solver_save(s, path)) && CHECK_OK(cebra_solver_load(path, &loaded))) {
+        CHECK_OK(cebra_solver_is_fitted(loaded, &fitted));
+        CHECK(fitted == 1, "a loaded solver is fitted");
+        loaded_options = solver_options(loaded);
+        CHECK(options && loaded_options && strcmp(options, loaded_options) == 0, "loaded options '%s'",
+              loaded_options ? loaded_options : "");
+        loaded_loss = history(loaded, CEBRA_HISTORY_LOSS, &n_loaded);
+        CHECK(loss && loaded_loss && n_loaded == n_loss && same_doubles(loss, loaded_loss, n_loss),
+              "loaded history equals the saved one");
+        if (CHECK_OK(cebra_solver_transform(loaded, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, y2, FIT_T * FIT_OUT,
+                                            &rows)))
+            CHECK(memcmp(y, y2, sizeof y) == 0, "loaded solver gives the same embedding");
+        if (CHECK_OK(cebra_model_load_file(path, &from_file)) &&
+            CHECK_OK(cebra_model_transform(from_file, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, y2,
+                                           FIT_T * FIT_OUT, &rows)))
+            CHECK(memcmp(y, y2, sizeof y) == 0, "the solver file loads as a model with the same embedding");
+    }
+
+    /* Refit with discrete labels and an early stop at step 2; the callback's own solver is refused. */
+    memset(&p, 0, sizeof p);
+    p.stop_at = 2;
+    p.self = s;
+    if (CHECK_OK(cebra_solver_fit(s, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, classes, on_progress, &p))) {
+        CHECK(p.calls == 2, "stopped after step 2 (%d calls)", p.calls);
+        CHECK(p.reentrant == CEBRA_STATUS_UNSUPPORTED, "the callback calling its own solver: %s",
+              cebra_status_name(p.reentrant));
+        CHECK_OK(cebra_solver_loss_history(s, NULL, 0, &count));
+        CHECK(count == 2, "an early stop keeps 2 steps (%lu)", (unsigned long)count);
+        CHECK_OK(cebra_solver_transform(s, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, y2, FIT_T * FIT_OUT, &rows));
+    }
+    /* The model taken before the refit keeps its weights. */
+    if (m && CHECK_OK(cebra_model_transform(m, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, 0, 1, y2, FIT_T * FIT_OUT,
+                                            &rows)))
+        CHECK(memcmp(y, y2, sizeof y) == 0, "a model from cebra_solver_model does not follow a refit");
+
+    /* Mixed labels, the learned temperature, and the full batch (no seed: one is drawn and shown). */
+    cebra_solver_free(s2);
+    s2 = NULL;
+    if (CHECK_OK(cebra_solver_new("model_architecture=offset10-model;num_hidden_units=8;output_dimension=3;"
+                                  "batch_size=16;max_iterations=2;temperature_mode=auto;temperature=2",
+                                  &s2))) {
+        free(options2);
+        options2 = solver_options(s2);
+        CHECK(options2 && tu_contains(options2, "seed="), "a drawn seed is shown: '%s'", options2 ? options2 : "");
+        if (CHECK_OK(cebra_solver_fit(s2, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, latent, 1, classes, NULL, NULL))) {
+            double *t2 = history(s2, CEBRA_HISTORY_TEMPERATURE, &n_temp);
+            CHECK(t2 && n_temp == 2 && t2[1] != 2.0, "a learned temperature moves (%g)", t2 ? t2[1] : 0.0);
+            free(t2);
+        }
+    }
+    cebra_solver_free(s2);
+    s2 = NULL;
+    if (CHECK_OK(cebra_solver_new("model_architecture=offset10-model;num_hidden_units=8;output_dimension=3;"
+                                  "batch_size=0;max_iterations=2;seed=3",
+                                  &s2)))
+        CHECK_OK(cebra_solver_fit(s2, x, FIT_T, FIT_N, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, NULL, NULL, NULL));
+
+    /* The classifier head size. */
+    {
+        CebraModel *cls = NULL;
+        if (CHECK_OK(cebra_model_init("supervised10-model", 7, 12, 3, NULL, &cls))) {
+            CHECK_OK(cebra_model_label_num(cls, &v));
+            CHECK(v == 0, "no head yet: label_num 0 (%lld)", (long long)v);
+            CHECK_OK(cebra_model_set_output_num(cls, 5, 0));
+            CHECK_OK(cebra_model_label_num(cls, &v));
+            CHECK(v == 5, "label_num after set_output_num(5): %lld", (long long)v);
+            cebra_model_free(cls);
+        }
+    }
+
+    printf("test_api: solver: %lu steps fitted, loss %.4f -> %.4f\n", (unsigned long)n_loss, loss ? loss[0] : 0.0,
+           loss && n_loss ? loss[n_loss - 1] : 0.0);
+    cebra_solver_free(NULL);
+    cebra_solver_free(loaded);
+    cebra_solver_free(s2);
+    cebra_solver_free(s);
+    cebra_model_free(m);
+    cebra_model_free(from_file);
+    free(loss);
+    free(loss2);
+    free(align);
+    free(uniform);
+    free(temperature);
+    free(loaded_loss);
+    free(options);
+    free(options2);
+    free(loaded_options);
+}
+
 int main(void) {
     const char *err = NULL;
     size_t len = 0;
@@ -1040,6 +1318,7 @@ int main(void) {
     test_callbacks();
     test_reentrant_free();
     test_transform_and_stream();
+    test_solver();
     fx_json_free(manifest);
     return tu_report("test_api");
 }

@@ -60,6 +60,15 @@ static struct {
         missing_tensor[512], extra_tensor[512], wrong_dtype[512], f64_dtype[512], no_meta[512], bad_arch[512],
         no_dir[512], tied_missing[512], not_safetensors[512];
     CebraModel *tied;
+    /* Solvers: fitted on x as (48, 7) (2 steps), unfitted, a scratch one for fits that succeed; the
+     * fitted one's padded embedding of x; a saved solver; out-parameters of the solver rows. */
+    CebraSolver *solver, *unfitted, *scratch, *out_solver;
+    float solver_want[48 * 3], latent[48];
+    int64_t classes_neg[48];
+    char solver_file[512];
+    double h[8];
+    uint8_t flag;
+    int progress_calls;
     /* NaN/Inf inputs. */
     float x_nan[3 * 7 * 16], x_inf[3 * 7 * 16], ref_nan[32 * 8], pd_nan[32], nd[32 * 32];
 } g;
@@ -337,6 +346,34 @@ static int transform_nan_ok(void) {
         if (nan != (r <= 5)) return 0;
     }
     return 1;
+}
+
+/* Training rows. */
+static int32_t stop_at_first(void *user_data, int64_t step, int64_t total, double loss, double align, double uniform,
+                             double temperature) {
+    (void)step; (void)total; (void)loss; (void)align; (void)uniform; (void)temperature;
+    ((int *)user_data)[0]++;
+    return 1;
+}
+static CebraStatus fit_stop_early(void) {
+    return cebra_solver_fit(g.scratch, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.latent, 1, NULL, stop_at_first,
+                            &g.progress_calls);
+}
+static int stopped_after_one(void) {
+    size_t count = 0;
+    return g.progress_calls == 1 && cebra_solver_loss_history(g.scratch, NULL, 0, &count) == CEBRA_STATUS_OK &&
+           count == 1;
+}
+static int history_count_only(void) {
+    return g.needed == 2 && g.h[0] == SENTINEL && g.h[1] == SENTINEL && untouched();
+}
+static int options_needed_only(void) {
+    return g.needed > 100 && g.buf[0] == 'x' && untouched();
+}
+/* A CUDA device on a libtorch without CUDA (the build here): UNSUPPORTED with a message saying so. With
+ * a CUDA libtorch the row asks for a device number that cannot exist, which fails the same way. */
+static CebraStatus new_cuda_solver(void) {
+    return cebra_solver_new(cebra_cuda_is_available() ? "device=cuda:4096" : "device=cuda", &g.out_solver);
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
@@ -644,6 +681,95 @@ static int transform_nan_ok(void) {
     X(stream_lookahead_null_steps, ST(NULL_POINTER), "'steps'", NULL, cebra_stream_lookahead(g.stream, NULL))    \
     X(stream_reset_null, ST(NULL_POINTER), "'stream'", NULL, cebra_stream_reset(NULL))                           \
     X(stream_ok, ST(OK), "", stream_ok, stream_ten_pushes())                                                     \
+    /* training */                                                                                               \
+    X(solver_new_null_out, ST(NULL_POINTER), "'out'", NULL, cebra_solver_new(NULL, NULL))                         \
+    X(solver_new_unknown_key, ST(INVALID_ARGUMENT), "learning_rte", NULL,                                        \
+      cebra_solver_new("learning_rte=0.1", &g.out_solver))                                                       \
+    X(solver_new_bad_batch, ST(INVALID_ARGUMENT), "batch_size", NULL,                                            \
+      cebra_solver_new("batch_size=-3", &g.out_solver))                                                          \
+    X(solver_new_bad_rate, ST(INVALID_ARGUMENT), "learning_rate", NULL,                                          \
+      cebra_solver_new("learning_rate=0", &g.out_solver))                                                        \
+    X(solver_new_bad_mode, ST(INVALID_ARGUMENT), "temperature_mode", NULL,                                       \
+      cebra_solver_new("temperature_mode=hot", &g.out_solver))                                                   \
+    X(solver_new_bad_conditional, ST(INVALID_ARGUMENT), "conditional", NULL,                                     \
+      cebra_solver_new("conditional=sideways", &g.out_solver))                                                   \
+    X(solver_new_bad_seed, ST(INVALID_ARGUMENT), "seed", NULL, cebra_solver_new("seed=-1", &g.out_solver))       \
+    X(solver_new_bad_syntax, ST(INVALID_ARGUMENT), "seed", NULL, cebra_solver_new("seed", &g.out_solver))        \
+    X(solver_new_unknown_model, ST(UNKNOWN_NAME), "offset11-model", NULL,                                        \
+      cebra_solver_new("model_architecture=offset11-model", &g.out_solver))                                      \
+    X(solver_new_bad_device, ST(INVALID_ARGUMENT), "device", NULL, cebra_solver_new("device=tpu", &g.out_solver)) \
+    X(solver_new_cuda, ST(UNSUPPORTED), "CUDA", NULL, new_cuda_solver())                                         \
+    X(solver_fit_null_solver, ST(NULL_POINTER), "'solver'", NULL,                                                \
+      cebra_solver_fit(NULL, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, NULL, NULL, NULL))                     \
+    X(solver_fit_null_data, ST(NULL_POINTER), "'data'", NULL,                                                    \
+      cebra_solver_fit(g.unfitted, NULL, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, NULL, NULL, NULL))              \
+    X(solver_fit_zero_timesteps, ST(INVALID_ARGUMENT), "'num_timesteps'", NULL,                                  \
+      cebra_solver_fit(g.unfitted, g.x, 0, 7, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, NULL, NULL, NULL))                \
+    X(solver_fit_negative_neurons, ST(INVALID_ARGUMENT), "'num_neurons'", NULL,                                  \
+      cebra_solver_fit(g.unfitted, g.x, 48, -7, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, NULL, NULL, NULL))              \
+    X(solver_fit_bad_layout, ST(INVALID_ARGUMENT), "'layout'", NULL,                                             \
+      cebra_solver_fit(g.unfitted, g.x, 48, 7, 9, NULL, 0, NULL, NULL, NULL))                                    \
+    X(solver_fit_null_continuous, ST(NULL_POINTER), "'continuous'", NULL,                                        \
+      cebra_solver_fit(g.unfitted, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, NULL, 2, NULL, NULL, NULL))               \
+    X(solver_fit_continuous_no_count, ST(INVALID_ARGUMENT), "'num_continuous'", NULL,                            \
+      cebra_solver_fit(g.unfitted, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.latent, 0, NULL, NULL, NULL))           \
+    X(solver_fit_negative_continuous, ST(INVALID_ARGUMENT), "'num_continuous'", NULL,                            \
+      cebra_solver_fit(g.unfitted, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.latent, -1, NULL, NULL, NULL))          \
+    X(solver_fit_negative_class, ST(INVALID_ARGUMENT), "non-negative", NULL,                                     \
+      cebra_solver_fit(g.unfitted, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, g.classes_neg, NULL, NULL))      \
+    X(solver_fit_too_short, ST(SHAPE_MISMATCH), "receptive field", NULL,                                         \
+      cebra_solver_fit(g.unfitted, g.x, 9, 7, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, NULL, NULL, NULL))                \
+    X(solver_fit_nan_data, ST(INVALID_ARGUMENT), "finite", NULL,                                                 \
+      cebra_solver_fit(g.unfitted, g.x_nan, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, NULL, 0, NULL, NULL, NULL))           \
+    X(solver_fit_nan_labels, ST(INVALID_ARGUMENT), "finite", NULL,                                               \
+      cebra_solver_fit(g.unfitted, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.x_nan, 1, NULL, NULL, NULL))            \
+    X(solver_fit_stop_early, ST(OK), "", stopped_after_one, fit_stop_early())                                    \
+    X(solver_transform_unfitted, ST(INVALID_ARGUMENT), "not fitted", NULL,                                       \
+      cebra_solver_transform(g.unfitted, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.y, YCAP, &g.t))                   \
+    X(solver_transform_null_solver, ST(NULL_POINTER), "'solver'", NULL,                                          \
+      cebra_solver_transform(NULL, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.y, YCAP, &g.t))                         \
+    X(solver_transform_null_out, ST(NULL_POINTER), "'out'", NULL,                                                \
+      cebra_solver_transform(g.solver, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, NULL, YCAP, &g.t))                    \
+    X(solver_transform_null_out_timesteps, ST(NULL_POINTER), "'out_timesteps'", NULL,                            \
+      cebra_solver_transform(g.solver, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.y, YCAP, NULL))                     \
+    X(solver_transform_small_out, ST(BUFFER_TOO_SMALL), "'out'", NULL,                                           \
+      cebra_solver_transform(g.solver, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.y, 48 * 3 - 1, &g.t))               \
+    X(solver_transform_wrong_neurons, ST(SHAPE_MISMATCH), "neurons", NULL,                                       \
+      cebra_solver_transform(g.solver, g.x, 42, 8, CEBRA_LAYOUT_ROW_MAJOR, g.y, YCAP, &g.t))                     \
+    X(solver_transform_bad_layout, ST(INVALID_ARGUMENT), "'layout'", NULL,                                       \
+      cebra_solver_transform(g.solver, g.x, 48, 7, 2, g.y, YCAP, &g.t))                                          \
+    X(solver_history_unfitted, ST(INVALID_ARGUMENT), "not fitted", NULL,                                         \
+      cebra_solver_history(g.unfitted, CEBRA_HISTORY_LOSS, g.h, 8, &g.needed))                                   \
+    X(solver_history_bad_field, ST(INVALID_ARGUMENT), "'field'", NULL,                                           \
+      cebra_solver_history(g.solver, 4, g.h, 8, &g.needed))                                                      \
+    X(solver_history_null_count, ST(NULL_POINTER), "'count'", NULL,                                              \
+      cebra_solver_history(g.solver, CEBRA_HISTORY_ALIGN, g.h, 8, NULL))                                         \
+    X(solver_history_null_out, ST(NULL_POINTER), "'out'", NULL,                                                  \
+      cebra_solver_history(g.solver, CEBRA_HISTORY_UNIFORM, NULL, 8, &g.needed))                                 \
+    X(solver_history_too_small, ST(BUFFER_TOO_SMALL), "'out'", history_count_only,                               \
+      cebra_solver_history(g.solver, CEBRA_HISTORY_TEMPERATURE, g.h, 1, &g.needed))                              \
+    X(solver_loss_history_null_solver, ST(NULL_POINTER), "'solver'", NULL,                                       \
+      cebra_solver_loss_history(NULL, g.h, 8, &g.needed))                                                        \
+    X(solver_is_fitted_null_out, ST(NULL_POINTER), "'out'", NULL, cebra_solver_is_fitted(g.solver, NULL))        \
+    X(solver_is_fitted_null_solver, ST(NULL_POINTER), "'solver'", NULL, cebra_solver_is_fitted(NULL, &g.flag))   \
+    X(solver_options_null_buf, ST(NULL_POINTER), "'buf'", NULL,                                                  \
+      cebra_solver_options(g.solver, NULL, 10, &g.needed))                                                       \
+    X(solver_options_too_small, ST(BUFFER_TOO_SMALL), "bytes", options_needed_only,                              \
+      cebra_solver_options(g.solver, g.buf, sizeof g.buf, &g.needed))                                            \
+    X(solver_model_unfitted, ST(INVALID_ARGUMENT), "not fitted", NULL, cebra_solver_model(g.unfitted, &g.out_model)) \
+    X(solver_model_null_out, ST(NULL_POINTER), "'out'", NULL, cebra_solver_model(g.solver, NULL))                 \
+    X(solver_save_unfitted, ST(INVALID_ARGUMENT), "not fitted", NULL, cebra_solver_save(g.unfitted, g.no_dir))   \
+    X(solver_save_no_dir, ST(IO), "cannot write", NULL, cebra_solver_save(g.solver, g.no_dir))                    \
+    X(solver_save_null_path, ST(NULL_POINTER), "'path'", NULL, cebra_solver_save(g.solver, NULL))                \
+    X(solver_load_missing, ST(IO), "cannot read", NULL, cebra_solver_load(g.missing, &g.out_solver))                 \
+    X(solver_load_model_file, ST(FORMAT), "not a saved solver", NULL,                                            \
+      cebra_solver_load(tu_fixture("models/offset10-model.safetensors"), &g.out_solver))                        \
+    X(solver_load_not_safetensors, ST(FORMAT), "not a valid safetensors", NULL, cebra_solver_load(g.not_safetensors, &g.out_solver))    \
+    X(solver_load_null_out, ST(NULL_POINTER), "'out'", NULL, cebra_solver_load(g.solver_file, NULL))             \
+    X(solver_load_null_path, ST(NULL_POINTER), "'path'", NULL, cebra_solver_load(NULL, &g.out_solver))           \
+    X(label_num_not_classifier, ST(UNSUPPORTED), "not a classifier", NULL, cebra_model_label_num(g.model, &g.t)) \
+    X(label_num_null_out, ST(NULL_POINTER), "'out'", NULL, cebra_model_label_num(g.cls_head, NULL))              \
+    X(label_num_null_model, ST(NULL_POINTER), "'model'", NULL, cebra_model_label_num(NULL, &g.t))                \
     /* internal bugs */                                                                                          \
     X(debug_panic, ST(PANIC), "internal error", NULL, cebra_debug_panic())
 
@@ -679,6 +805,10 @@ static void reset_outputs(void) {
     g.out_crit = NULL;
     g.out_stream = NULL;
     g.ready = 77;
+    g.out_solver = NULL;
+    g.flag = 77;
+    for (i = 0; i < 8; i++) g.h[i] = SENTINEL;
+    g.progress_calls = 0;
 }
 
 static int untouched(void) {
@@ -687,18 +817,24 @@ static int untouched(void) {
         if (g.y[i] != SENTINEL || g.y2[i] != SENTINEL || g.y3[i] != SENTINEL) return 0;
     return g.t == -777 && g.left == -777 && g.right == -777 && g.temperature == -777 &&
            g.temperature_grad == -777 && g.out_model == NULL && g.out_crit == NULL && g.out_stream == NULL &&
-           g.ready == 77;
+           g.ready == 77 && g.out_solver == NULL && g.flag == 77 && g.h[0] == SENTINEL && g.h[7] == SENTINEL;
 }
 
 static int handles_usable(void) {
     float y[YCAP], l = NAN, a, u;
     int64_t t = 0;
+    uint8_t fitted = 9;
     if (cebra_model_forward(g.model, g.x, 3, 7, 16, y, YCAP, &t) != CEBRA_STATUS_OK) return 0;
     if (t != 7 || tu_max_abs_diff(y, g.want, g.want_n) > 1e-5) return 0;
     if (cebra_criterion_forward(g.crit, g.ref, g.pos, g.n, g.neg, g.m, g.d, &l, &a, &u, 1) != CEBRA_STATUS_OK)
         return 0;
     if (!tu_close(&l, g.crit_loss, 1, 1e-5, 1e-6)) return 0;
     if (cebra_model_forward(g.cb, g.x, 1, 7, 4, y, YCAP, &t) != CEBRA_STATUS_OK || t != 3 || y[5] != 5.0f) return 0;
+    /* The solvers: the fitted one still gives its embedding, the unfitted one is still unfitted. */
+    if (cebra_solver_transform(g.solver, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, y, YCAP, &t) != CEBRA_STATUS_OK ||
+        t != 48 || memcmp(y, g.solver_want, sizeof g.solver_want) != 0)
+        return 0;
+    if (cebra_solver_is_fitted(g.unfitted, &fitted) != CEBRA_STATUS_OK || fitted != 0) return 0;
     return *cebra_last_error() == '\0';
 }
 
@@ -729,6 +865,8 @@ static void run_table(void) {
         cebra_model_free(g.out_model);
         cebra_criterion_free(g.out_crit);
         cebra_stream_free(g.out_stream);
+        cebra_solver_free(g.out_solver);
+        g.out_solver = NULL;
         g.out_stream = NULL;
         g.out_model = NULL;
         g.out_crit = NULL;
@@ -795,6 +933,28 @@ static void setup(void) {
     for (i = 0; i < 32 * 32; i++) g.nd[i] = (float)(i % 7) * 0.1f;
     g.pd_nan[0] = NAN;
     make_bad_files();
+    /* The solvers: x read as a (48, 7) recording, a continuous label, a negative class. */
+    for (i = 0; i < 48; i++) {
+        g.latent[i] = (float)sin((double)i * 0.2);
+        g.classes_neg[i] = i == 30 ? -1 : (int64_t)(i % 3);
+    }
+    snprintf(g.solver_file, sizeof g.solver_file, "%s", tu_tmpfile("solver.safetensors"));
+    {
+        const char *options = "model_architecture=offset10-model;num_hidden_units=8;output_dimension=3;"
+                              "batch_size=8;max_iterations=2;seed=1";
+        int64_t rows = 0;
+        if (cebra_solver_new(options, &g.solver) != CEBRA_STATUS_OK ||
+            cebra_solver_fit(g.solver, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.latent, 1, NULL, NULL, NULL) !=
+                CEBRA_STATUS_OK ||
+            cebra_solver_transform(g.solver, g.x, 48, 7, CEBRA_LAYOUT_ROW_MAJOR, g.solver_want, 48 * 3, &rows) !=
+                CEBRA_STATUS_OK ||
+            cebra_solver_save(g.solver, g.solver_file) != CEBRA_STATUS_OK ||
+            cebra_solver_new(options, &g.unfitted) != CEBRA_STATUS_OK ||
+            cebra_solver_new(options, &g.scratch) != CEBRA_STATUS_OK) {
+            fprintf(stderr, "setup: solvers: %s\n", cebra_last_error());
+            exit(2);
+        }
+    }
 }
 
 static void teardown(void) {
@@ -806,6 +966,9 @@ static void teardown(void) {
     CHECK(g.cb_state.free_calls == 1, "err-cb: freed once with its last model (%d)", g.cb_state.free_calls);
     CHECK(g.dup_state.free_calls == 0, "failed registrations never free their data");
     cebra_stream_free(g.stream);
+    cebra_solver_free(g.solver);
+    cebra_solver_free(g.unfitted);
+    cebra_solver_free(g.scratch);
     cebra_model_free(g.resample);
     cebra_model_free(g.model);
     cebra_model_free(g.o1);

@@ -97,6 +97,8 @@ void test_callbacks();
 void test_handles();
 // Defined in test_transform.cpp: Model::transform and Stream (quick: fewer fixture cases).
 void test_transform(bool quick);
+// Defined in test_solver.cpp: cebra::Solver.
+void test_solver();
 
 }  // namespace test
 

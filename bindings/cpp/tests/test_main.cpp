@@ -85,7 +85,7 @@ void test_errors() {
     CHECK_THROWS(m.load(test::fixture("models/offset5-model.safetensors")), CEBRA_STATUS_FORMAT);
     CHECK_THROWS(m.setOutputNum(5), CEBRA_STATUS_UNSUPPORTED);
     CHECK_THROWS(m.forwardClassifier(x, 1, 10, 5), CEBRA_STATUS_UNSUPPORTED);
-    CHECK_THROWS(m.forwardClassifier(x, 1, 10), CEBRA_STATUS_INVALID_ARGUMENT);  // label_num unknown
+    CHECK_THROWS(m.forwardClassifier(x, 1, 10), CEBRA_STATUS_UNSUPPORTED);  // not a classifier: no head size
     CHECK_THROWS(m.save("/nonexistent-dir/x.safetensors"), CEBRA_STATUS_IO);
     CHECK_THROWS(cebra::setNumThreads(0), CEBRA_STATUS_INVALID_ARGUMENT);
     CHECK_THROWS(cebra::unregisterModel("no-such-model"), CEBRA_STATUS_UNKNOWN_NAME);
@@ -224,7 +224,7 @@ void test_roundtrip() {
             CHECK(m.offset() == loaded.offset(), name + ": same architecture");
             if (is_classifier(name)) {
                 auto a = m.forwardClassifier(in->data, in->numel, in->shape[0], in->shape[2]);
-                auto b = loaded.forwardClassifier(in->data, in->numel, in->shape[0], in->shape[2], 5);
+                auto b = loaded.forwardClassifier(in->data, in->numel, in->shape[0], in->shape[2]);  // head size from the file
                 CHECK(a.features == b.features && a.prediction == b.prediction, name + ": classifier head survives");
             }
         } catch (const std::exception &e) {
@@ -348,6 +348,7 @@ int main() {
     test::test_callbacks();
     test::test_handles();
     test::test_transform(quick_mode());
+    test::test_solver();
     manifest.reset();
     std::printf("RESULT test_cpp: %ld passed, %ld failed\n", test::passed, test::failed);
     return test::failed == 0 ? 0 : 1;

@@ -8,6 +8,8 @@
 %   cebra.getOptions          - registered model names
 %   cebra.register            - a MATLAB function as a model
 %   cebra.unregister          - remove a registered name
+% Training
+%   cebra.Solver              - fit CEBRA (the reference's cebra.CEBRA), transform, history, save
 % Losses
 %   cebra.Criterion           - InfoNCE family and nce: forward and gradients
 %   cebra.dotSimilarity       - dot-product similarities

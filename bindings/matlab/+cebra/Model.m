@@ -19,6 +19,7 @@ classdef Model < handle
 %     numInput(M), numOutput(M), resampleFactor(M), outputTime(M, T)
 %     setTraining(M, TF)           dropout on or off (off by default)
 %     setOutputNum(M, K, 'Override', TF), [F, P] = forwardClassifier(M, X)   classifier models
+%     labelNum(M)                  classifier head size (0 before setOutputNum)
 %     delete(M)                    releases the model (also when M is cleared)
 %
 %   Arrays are single or double (doubles are converted to single precision inside); the result has
@@ -34,7 +35,7 @@ classdef Model < handle
 %     save(m, 'model.safetensors');
 %     m2 = cebra.Model.fromFile('model.safetensors');
 %
-%   See also cebra.Stream, cebra.getOptions, cebra.register, cebra.Criterion, cebra.manualSeed.
+%   See also cebra.Solver, cebra.Stream, cebra.getOptions, cebra.register, cebra.Criterion, cebra.manualSeed.
 
   properties (SetAccess = private)
     Name = '';  % registry name the model was built from ('' when read from a file)
@@ -139,6 +140,12 @@ classdef Model < handle
       %   setOutputNum(M, K, 'Override', true) replaces an existing head.
       opts = cebra.internal.parseArgs(varargin, struct('Override', false), 'setOutputNum');
       cebra_mex('model_set_output_num', obj.Id, labelNum, cebra.internal.checkFlag(opts.Override, 'Override', 'setOutputNum'));
+    end
+
+    function n = labelNum(obj)
+      %LABELNUM  Size of a classifier model's head (0 before setOutputNum); cebra:UNSUPPORTED for
+      %   a model that is not a classifier.
+      n = cebra_mex('model_label_num', obj.Id);
     end
 
     function [features, prediction] = forwardClassifier(obj, X)

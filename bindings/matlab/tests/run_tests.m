@@ -20,7 +20,7 @@ cebra.setNumThreads(1);
 
 tests = {@test_version_and_runtime, @test_errors, @test_get_options, @test_models, @test_double_input, ...
          @test_roundtrip, @test_seed, @test_criterions, @test_similarity, @test_bad_inputs, ...
-         @test_transform, @test_callbacks, @test_handles, @test_help};
+         @test_transform, @test_callbacks, @test_handles, @test_solver, @test_help};
 for i = 1:numel(tests)
   name = func2str(tests{i});
   before = RESULTS.failed;
@@ -669,8 +669,119 @@ end
 
 % ---- help texts ------------------------------------------------------------------------------
 
+% ---- training ---------------------------------------------------------------------------------
+
+function stop = record_step(r, limit)
+global SOLVER_STEPS
+SOLVER_STEPS(end + 1, :) = [r.step, r.totalSteps, r.loss, r.align, r.uniform, r.temperature];
+stop = r.step >= limit;
+end
+
+function stop = refit_inside(s, X)
+% A progress function that tries to use its own solver: refused, the fit goes on.
+global SOLVER_INNER
+try
+  fit(s, X);
+  SOLVER_INNER = 'no error';
+catch err
+  SOLVER_INNER = err.identifier;
+end
+stop = false;
+end
+
+function test_solver(env)
+global SOLVER_STEPS SOLVER_INNER
+T = 120;
+N = 6;
+latent = sin((0:T - 1)' * 0.07);
+X = latent * ((1:N) - 3) + 0.05 * mod((0:T - 1)' * 3 + (1:N), 4);   % time x neurons
+classes = int32(latent > 0);
+args = {'model_architecture', 'offset10-model', 'num_hidden_units', 8, 'output_dimension', 3, ...
+        'batch_size', 16, 'max_iterations', 3, 'seed', 5};
+s = cebra.Solver(args{:});
+check(~isFitted(s), 'a new solver is not fitted');
+check(~isempty(strfind(options(s), 'seed=5')), 'options show the seed: %s', options(s));
+% Fit with continuous labels and a progress function seeing every step.
+SOLVER_STEPS = zeros(0, 6);
+loss = fit(s, X, latent, 'Progress', @(r) record_step(r, 99));
+check(isFitted(s), 'fitted after fit');
+check(isequal(SOLVER_STEPS(:, 1)', 1:3) && all(SOLVER_STEPS(:, 2) == 3), 'progress saw steps 1..3 of 3');
+H = history(s);
+check(isequal(size(H.loss), [3 1]) && isequal(H.loss, loss) && isequal(H.loss, SOLVER_STEPS(:, 3)), ...
+      'history.loss: the returned loss, the one the progress function saw');
+check(isequal(H.align, SOLVER_STEPS(:, 4)) && isequal(H.uniform, SOLVER_STEPS(:, 5)) && ...
+      isequal(H.temperature, SOLVER_STEPS(:, 6)), 'history: align, uniform, temperature as seen');
+check(all(abs(H.loss - (H.align + H.uniform)) <= 1e-4 * (1 + abs(H.loss))), 'loss = align + uniform');
+check(all(H.temperature == 1), 'constant temperature');
+E = transform(s, X);
+check(isequal(size(E), [T 3]) && isa(E, 'double') && all(isfinite(E(:))), 'transform: T x 3 double');
+Es = transform(s, single(X));
+check(isa(Es, 'single') && isequal(double(Es), E), 'transform of single data: the same, as single');
+% Same seed, same fit (single data, labels as a row vector's column).
+again = cebra.Solver(args{:});
+fit(again, single(X), single(latent));
+check(isequal(history(again).loss, H.loss) && isequal(transform(again, X), E), 'same seed, same fit');
+% The model: a copy of the weights for transform and streaming.
+m = model(s);
+check(numInput(m) == N && numOutput(m) == 3, 'the model of the solver: N inputs, 3 outputs');
+check(isequal(transform(m, X), E), 'model transform equals the solver transform');
+% Save and load.
+path = fullfile(env.tmp, 'solver.safetensors');
+save(s, path);
+loaded = cebra.Solver.fromFile(path);
+check(isFitted(loaded) && strcmp(options(loaded), options(s)), 'loaded: fitted, same options');
+check(isequal(history(loaded), H) && isequal(transform(loaded, X), E), 'loaded: same history and embedding');
+check(isequal(transform(cebra.Model.fromFile(path), X), E), 'the solver file is a model file');
+% Discrete labels and an early stop; Verbose prints each step.
+SOLVER_STEPS = zeros(0, 6);
+out = evalc('fit(s, X, classes, ''Progress'', @(r) record_step(r, 2), ''Verbose'', true);');
+check(size(SOLVER_STEPS, 1) == 2 && numel(history(s).loss) == 2, 'returning true stops after step 2');
+check(~isempty(strfind(out, 'step 2/3')), 'Verbose prints the steps');
+% Mixed labels (continuous and discrete) and logical discrete labels.
+fit(s, X, latent, latent > 0);
+check(numel(history(s).loss) == 3, 'mixed labels: 3 steps');
+% A progress function that fails: CALLBACK_FAILED with its message, the solver keeps one step.
+expect_error(@() fit(s, X, latent, 'Progress', @(r) error('my:id', 'enough')), 'cebra:CALLBACK_FAILED', 'enough');
+check(numel(history(s).loss) == 1, 'a failing progress function stops after its step');
+% A progress function using its own solver is refused (not a deadlock); the fit completes.
+SOLVER_INNER = '';
+fit(s, X, latent, 'Progress', @(r) refit_inside(s, X));
+check(strcmp(SOLVER_INNER, 'cebra:UNSUPPORTED') && numel(history(s).loss) == 3, ...
+      'refitting from the progress function: %s', SOLVER_INNER);
+% Errors.
+u = cebra.Solver(args{:});
+expect_error(@() cebra.Solver('learning_rte', 1), 'cebra:INVALID_ARGUMENT', 'learning_rte');
+expect_error(@() cebra.Solver('model_architecture', 'offset11-model'), 'cebra:UNKNOWN_NAME');
+if ~cebra.cudaIsAvailable()
+  expect_error(@() cebra.Solver('device', 'cuda'), 'cebra:UNSUPPORTED', 'CUDA');
+end
+expect_error(@() transform(u, X), 'cebra:INVALID_ARGUMENT', 'not fitted');
+expect_error(@() history(u), 'cebra:INVALID_ARGUMENT', 'not fitted');
+expect_error(@() model(u), 'cebra:INVALID_ARGUMENT', 'not fitted');
+expect_error(@() save(u, fullfile(env.tmp, 'u.safetensors')), 'cebra:INVALID_ARGUMENT', 'not fitted');
+expect_error(@() fit(u, X(1:5, :)), 'cebra:SHAPE_MISMATCH', 'receptive field');
+expect_error(@() fit(u, X, latent(1:end - 1)), 'cebra:SHAPE_MISMATCH', 'continuous');
+expect_error(@() fit(u, X, classes(1:end - 1)), 'cebra:SHAPE_MISMATCH', 'discrete');
+expect_error(@() cebra_mex('solver_fit', u.Id, X, [], latent + 0.5, []), 'cebra:INVALID_ARGUMENT', 'integers');
+expect_error(@() fit(u, X, int32(-classes)), 'cebra:INVALID_ARGUMENT', 'non-negative');
+expect_error(@() fit(u, X, 'Progress', 5), 'cebra:INVALID_ARGUMENT', 'Progress');
+expect_error(@() fit(u, X, {1}), 'cebra:INVALID_ARGUMENT');
+expect_error(@() transform(s, X(:, 1:N - 1)), 'cebra:SHAPE_MISMATCH', 'neurons');
+expect_error(@() cebra.Solver.fromFile(fullfile(env.fixtures, 'models', 'offset10-model.safetensors')), ...
+             'cebra:FORMAT', 'not a saved solver');
+expect_error(@() cebra_mex('solver_fit', m.Id, X, [], [], []), 'cebra:INVALID_ARGUMENT', 'cebra.Solver');
+check(~isFitted(u), 'failed fits leave the solver unfitted');
+% The classifier head size.
+c = cebra.Model('supervised10-model', 7, 12, 3);
+check(labelNum(c) == 0, 'no head: labelNum 0');
+setOutputNum(c, 4);
+check(labelNum(c) == 4, 'labelNum after setOutputNum(4)');
+expect_error(@() labelNum(m), 'cebra:UNSUPPORTED', 'not a classifier');
+clear s again m loaded u c
+end
+
 function test_help(env)
-public = {'cebra.Model', 'cebra.Criterion', 'cebra.Stream', 'cebra.getOptions', 'cebra.version', 'cebra.abiVersion', ...
+public = {'cebra.Model', 'cebra.Solver', 'cebra.Criterion', 'cebra.Stream', 'cebra.getOptions', 'cebra.version', 'cebra.abiVersion', ...
           'cebra.manualSeed', 'cebra.setNumThreads', 'cebra.cudaIsAvailable', 'cebra.register', ...
           'cebra.unregister', 'cebra.dotSimilarity', 'cebra.euclideanSimilarity', 'cebra.infonce'};
 for i = 1:numel(public)

@@ -21,7 +21,7 @@ export CebraError, Model, Criterion, forward, backward, load!, save, offset, loa
        criterion_options, register, unregister, num_input, num_output, resample_factor, num_parameters,
        output_time, set_training!, set_output_num!, forward_classifier, temperature, dot_similarity,
        euclidean_similarity, infonce, manual_seed!, set_num_threads!, cuda_is_available, transform, Stream,
-       lookahead, reset!
+       lookahead, reset!, label_num, Solver, fit!, loss_history, history, is_fitted, solver_options, load_solver
 
 # Functions of cebra.h that the high-level API does not wrap. `make julia-check` reads this list (the
 # lines "#   not wrapped: <function> -- <reason>") and fails when a header function is neither used below
@@ -188,6 +188,7 @@ const _REGISTRATIONS = Set{Registration}()
 const _REGISTRATIONS_LOCK = ReentrantLock()
 const _FORWARD_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const _FREE_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const _PROGRESS_FN = Ref{Ptr{Cvoid}}(C_NULL)
 
 function _drop_freed_registrations()
     lock(() -> filter!(r -> !(@atomic r.freed), _REGISTRATIONS), _REGISTRATIONS_LOCK)
@@ -222,6 +223,7 @@ function __init__()
     _FORWARD_FN[] = @cfunction(_forward_callback, Int32,
                                (Ptr{Cvoid}, Ptr{Cfloat}, Int64, Int64, Int64, Ptr{Cfloat}, Int64, Int64))
     _FREE_FN[] = @cfunction(_free_callback, Cvoid, (Ptr{Cvoid},))
+    _PROGRESS_FN[] = @cfunction(_progress_callback, Int32, (Ptr{Cvoid}, Int64, Int64, Cdouble, Cdouble, Cdouble, Cdouble))
     return nothing
 end
 
@@ -262,10 +264,9 @@ freed by `close(model)` or by the garbage collector.
 """
 mutable struct Model
     ptr::Ptr{L.CebraModel}
-    label_num::Int  # size of the classifier head set through set_output_num! (0: unknown)
 
     function Model(ptr::Ptr{L.CebraModel})
-        model = new(ptr, 0)
+        model = new(ptr)
         finalizer(close, model)
         return model
     end
@@ -347,9 +348,16 @@ Creates the classifier head (`label_num` classes) of a classifier model (`superv
 """
 function set_output_num!(model::Model, label_num::Integer; override::Bool = false)
     check(L.cebra_model_set_output_num(model, Int64(label_num), UInt8(override)))
-    model.label_num = Int(label_num)
     return model
 end
+
+"""
+    label_num(model) -> Int
+
+The size of a classifier model's head (0 before `set_output_num!`); a `CebraError`
+(`CEBRA_STATUS_UNSUPPORTED`) for a model that is not a classifier.
+"""
+label_num(model::Model) = _int_query(L.cebra_model_label_num, model)
 
 """
     forward(model, x::AbstractArray{<:Real,3}) -> Array{Float32,3}
@@ -377,14 +385,14 @@ function forward(model::Model, x::AbstractMatrix{<:Real})
 end
 
 """
-    forward_classifier(model, x; label_num = model.label_num) -> (features, prediction)
+    forward_classifier(model, x; label_num = label_num(model)) -> (features, prediction)
 
 The features `(num_output, batch)` and class scores `(label_num, batch)` of a classifier model with
-a head, for `x` of size `(time, num_input, batch)` with exactly one output step. `label_num` is known
-after `set_output_num!`; for a model from `load_model` pass it.
+a head, for `x` of size `(time, num_input, batch)` with exactly one output step. `label_num` is the
+head's size, as the library reports it.
 """
-function forward_classifier(model::Model, x::AbstractArray{<:Real,3}; label_num::Integer = model.label_num)
-    label_num > 0 || throw(ArgumentError("label_num unknown: call set_output_num! or pass label_num"))
+function forward_classifier(model::Model, x::AbstractArray{<:Real,3}; label_num::Integer = Cebra.label_num(model))
+    label_num > 0 || throw(ArgumentError("the classifier head is not initialised: call set_output_num!"))
     input = dense32(x)
     time, channels, batch = size(input)
     features = Matrix{Float32}(undef, num_output(model), batch)
@@ -504,6 +512,187 @@ end
 function reset!(stream::Stream)
     check(L.cebra_stream_reset(stream))
     return stream
+end
+
+# ---- training -------------------------------------------------------------------------------------
+
+"""
+    Solver(; kwargs...)
+
+CEBRA training, the reference's `cebra.CEBRA(...)`: keyword arguments are its options, same names and
+defaults (`model_architecture = "offset10-model"`, `batch_size = 512` (0: full batch),
+`learning_rate = 3e-4`, `temperature = 1`, `temperature_mode = "auto"`, `distance = "cosine"`,
+`conditional = "time_delta"`, `time_offsets = 10`, `max_iterations = 1000`, `num_hidden_units = 32`,
+`output_dimension = 8`, `hybrid = false`, `device = "cpu"`, `seed = 42`, ...). The seed is drawn at random
+when not given (`solver_options` shows it). Then `fit!`, `transform`, `loss_history`, `history`,
+`Model(solver)`, `save`, `load_solver`. Freed by `close(solver)` or the garbage collector.
+"""
+mutable struct Solver
+    ptr::Ptr{L.CebraSolver}
+    function Solver(ptr::Ptr{L.CebraSolver})
+        solver = new(ptr)
+        finalizer(close, solver)
+        return solver
+    end
+end
+function Solver(; kwargs...)
+    out = Ref{Ptr{L.CebraSolver}}(C_NULL)
+    check(L.cebra_solver_new(options_string(kwargs), out))
+    return Solver(out[])
+end
+
+"""Frees the solver's handle now (later calls on it throw an `ArgumentError`); repeated calls are fine."""
+function Base.close(solver::Solver)
+    ptr = solver.ptr
+    solver.ptr = C_NULL
+    L.cebra_solver_free(ptr)
+    return nothing
+end
+function Base.unsafe_convert(::Type{Ptr{L.CebraSolver}}, solver::Solver)
+    solver.ptr == C_NULL && throw(ArgumentError("the solver is closed"))
+    return solver.ptr
+end
+
+# What the progress callback needs: the Julia function, and what it threw (rethrown by fit!).
+mutable struct _Progress
+    f::Any
+    error::Any
+end
+
+function _progress_callback(user_data::Ptr{Cvoid}, step::Int64, total::Int64, loss::Cdouble, align::Cdouble,
+                            uniform::Cdouble, temperature::Cdouble)::Int32
+    state = unsafe_pointer_to_objref(user_data)::_Progress
+    try
+        answer = state.f((step = Int(step), total_steps = Int(total), loss = loss, align = align,
+                          uniform = uniform, temperature = temperature))
+        return answer === false ? Int32(1) : Int32(0)
+    catch err
+        state.error = err
+        return Int32(1)
+    end
+end
+
+"""
+    fit!(solver, X; continuous = nothing, discrete = nothing, progress = nothing) -> solver
+
+Trains from scratch on the recording `X` (`time × neurons`). `continuous`: labels, a vector (one per
+step) or a `time × dims` matrix; `discrete`: one non-negative integer label per step; both select the
+sampling as in the reference. `progress(record)` is called after every step with a named tuple
+`(step, total_steps, loss, align, uniform, temperature)`; returning `false` stops the fit early (the
+solver keeps what it learned). An exception thrown by `progress` stops the fit and is rethrown.
+"""
+function fit!(solver::Solver, X::AbstractMatrix{<:Real}; continuous::Union{Nothing,AbstractVecOrMat{<:Real}} = nothing,
+              discrete::Union{Nothing,AbstractVector{<:Integer}} = nothing, progress = nothing)
+    data = dense32(X)
+    timesteps, neurons = size(data)
+    labels = continuous === nothing ? nothing : dense32(continuous)
+    if labels !== nothing
+        size(labels, 1) == timesteps ||
+            throw(DimensionMismatch("continuous has $(size(labels, 1)) rows for $timesteps time steps"))
+    end
+    classes = discrete === nothing ? nothing : convert(Vector{Int64}, discrete)
+    if classes !== nothing
+        length(classes) == timesteps ||
+            throw(DimensionMismatch("discrete has $(length(classes)) labels for $timesteps time steps"))
+    end
+    state = _Progress(progress, nothing)
+    callback = progress === nothing ? C_NULL : _PROGRESS_FN[]
+    GC.@preserve data labels classes state begin
+        check(L.cebra_solver_fit(solver, data, Int64(timesteps), Int64(neurons), L.CEBRA_LAYOUT_COL_MAJOR,
+                                 labels === nothing ? Ptr{Cfloat}(C_NULL) : pointer(labels),
+                                 Int64(labels === nothing ? 0 : size(labels, 2)),
+                                 classes === nothing ? Ptr{Int64}(C_NULL) : pointer(classes),
+                                 callback, pointer_from_objref(state)))
+    end
+    state.error === nothing || throw(state.error)
+    return solver
+end
+
+"""
+    transform(solver, X) -> Matrix{Float32}
+
+The `time × output_dimension` embedding of the recording `X` (`time × neurons`) by the trained model,
+padded as the reference's `transform` (one row per step).
+"""
+function transform(solver::Solver, X::AbstractMatrix{<:Real})
+    data = dense32(X)
+    timesteps, neurons = size(data)
+    outputs = parse(Int, match(r"(?:^|;)output_dimension=(\d+)", solver_options(solver))[1])
+    out = Matrix{Float32}(undef, timesteps, outputs)
+    rows = Ref{Int64}(0)
+    check(L.cebra_solver_transform(solver, data, Int64(timesteps), Int64(neurons), L.CEBRA_LAYOUT_COL_MAJOR, out,
+                                   Csize_t(length(out)), rows))
+    Int(rows[]) == timesteps || error("libcebra gave $(rows[]) rows, expected $timesteps")
+    return out
+end
+
+# A per-step record: size query, then the values.
+function _doubles(query)
+    count = Ref{Csize_t}(0)
+    check(query(Ptr{Cdouble}(C_NULL), Csize_t(0), count))
+    values = Vector{Float64}(undef, count[])
+    isempty(values) || check(query(values, Csize_t(length(values)), count))
+    return values
+end
+
+"""The loss of every step of the last fit."""
+loss_history(solver::Solver) = _doubles((out, len, count) -> L.cebra_solver_loss_history(solver, out, len, count))
+
+"""
+    history(solver) -> (loss, align, uniform, temperature)
+
+Every per-step record of the last fit, as vectors of one value per step.
+"""
+function history(solver::Solver)
+    field(f) = _doubles((out, len, count) -> L.cebra_solver_history(solver, f, out, len, count))
+    return (loss = field(L.CEBRA_HISTORY_LOSS), align = field(L.CEBRA_HISTORY_ALIGN),
+            uniform = field(L.CEBRA_HISTORY_UNIFORM), temperature = field(L.CEBRA_HISTORY_TEMPERATURE))
+end
+
+"""Whether the solver holds a trained model (after `fit!` or `load_solver`)."""
+function is_fitted(solver::Solver)
+    out = Ref{UInt8}(0)
+    check(L.cebra_solver_is_fitted(solver, out))
+    return out[] != 0
+end
+
+"""Every option in use, `"key=value;..."`, the seed included (drawn when it was not given)."""
+function solver_options(solver::Solver)
+    needed = Ref{Csize_t}(0)
+    check(L.cebra_solver_options(solver, Ptr{UInt8}(C_NULL), Csize_t(0), needed))
+    buf = Vector{UInt8}(undef, needed[])
+    check(L.cebra_solver_options(solver, buf, Csize_t(length(buf)), needed))
+    return GC.@preserve buf unsafe_string(pointer(buf))
+end
+
+"""
+    Model(solver) -> Model
+
+A model holding a copy of the trained weights (for `transform`, `Stream`, `save`).
+"""
+function Model(solver::Solver)
+    out = Ref{Ptr{L.CebraModel}}(C_NULL)
+    check(L.cebra_solver_model(solver, out))
+    return Model(out[])
+end
+
+"""
+    save(solver, path)
+
+Saves the fitted solver (weights, criterion, options with the seed, per-step record) in one
+`.safetensors` file, which `load_solver` reads back and `load_model` reads as a model.
+"""
+save(solver::Solver, path::AbstractString) = check(L.cebra_solver_save(solver, cstring(path)))
+
+"""
+    load_solver(path) -> Solver
+
+A fitted solver saved by `save(solver, path)`.
+"""
+function load_solver(path::AbstractString)
+    out = Ref{Ptr{L.CebraSolver}}(C_NULL)
+    check(L.cebra_solver_load(cstring(path), out))
+    return Solver(out[])
 end
 
 # ---- criterions -----------------------------------------------------------------------------------

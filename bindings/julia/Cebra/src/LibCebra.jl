@@ -82,6 +82,13 @@ An opaque model handle. Calls on one handle are serialised; different handles ru
 mutable struct CebraModel end
 
 """
+    CebraSolver
+
+An opaque solver handle. Calls on one handle are serialised; different handles run in parallel.
+"""
+mutable struct CebraSolver end
+
+"""
     CebraStream
 
 An opaque streaming handle over one model (it keeps the model alive). Calls on one handle are
@@ -114,6 +121,25 @@ C type `void (*CebraFreeFn)(void *user_data)`; from Julia, `@cfunction(f, Cvoid,
 Releases the `user_data` of a registration.
 """
 const CebraFreeFn = Ptr{Cvoid}
+
+"""
+    CebraProgressFn
+
+C type `int32_t (*CebraProgressFn)(void *user_data, int64_t step, int64_t total_steps, double loss, double align, double uniform, double temperature)`; from Julia, `@cfunction(f, Int32, (Ptr{Cvoid}, Int64, Int64, Cdouble, Cdouble, Cdouble, Cdouble))`.
+
+Called after every training step with that step's record (1-based `step` of `total_steps`); a
+nonzero return stops the fit after this step, keeping what was learned. It runs on the thread that
+called `cebra_solver_fit` and must not call functions on the solver being fitted (they fail with
+CEBRA_STATUS_UNSUPPORTED) nor free it.
+"""
+const CebraProgressFn = Ptr{Cvoid}
+
+"""
+    CebraHistoryField
+
+Which per-step record `cebra_solver_history` reads.
+"""
+const CebraHistoryField = UInt32
 
 """
     CEBRA_STATUS_OK
@@ -205,6 +231,34 @@ const CEBRA_STATUS_UNSUPPORTED = UInt32(11)
 An internal bug was caught; the process keeps running.
 """
 const CEBRA_STATUS_PANIC = UInt32(12)
+
+"""
+    CEBRA_HISTORY_LOSS
+
+The loss of each step.
+"""
+const CEBRA_HISTORY_LOSS = UInt32(0)
+
+"""
+    CEBRA_HISTORY_ALIGN
+
+The alignment term of each step (hybrid: behaviour + time).
+"""
+const CEBRA_HISTORY_ALIGN = UInt32(1)
+
+"""
+    CEBRA_HISTORY_UNIFORM
+
+The uniformity term of each step (hybrid: behaviour + time).
+"""
+const CEBRA_HISTORY_UNIFORM = UInt32(2)
+
+"""
+    CEBRA_HISTORY_TEMPERATURE
+
+The temperature after each step (constant unless `temperature_mode=auto`).
+"""
+const CEBRA_HISTORY_TEMPERATURE = UInt32(3)
 
 const _cebra_last_error_pointer = _function_pointer_cache()
 
@@ -650,6 +704,21 @@ function cebra_model_forward_classifier(model, input, batch, num_input, time, fe
     ccall(_function_pointer(_cebra_model_forward_classifier_pointer, :cebra_model_forward_classifier), CebraStatus, (Ptr{CebraModel}, Ptr{Cfloat}, Int64, Int64, Int64, Ptr{Cfloat}, Csize_t, Ptr{Cfloat}, Csize_t), model, input, batch, num_input, time, features, features_len, prediction, prediction_len)
 end
 
+const _cebra_model_label_num_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_model_label_num(const struct CebraModel *model, int64_t *out)
+
+The size of a classifier model's head (`label_num` of `cebra_model_set_output_num`); 0 while the
+head is not initialised. A model that is not a classifier is UNSUPPORTED.
+
+# Safety
+`model` is NULL or a live handle; `out` is NULL or writable.
+"""
+function cebra_model_label_num(model, out)
+    ccall(_function_pointer(_cebra_model_label_num_pointer, :cebra_model_label_num), CebraStatus, (Ptr{CebraModel}, Ptr{Int64}), model, out)
+end
+
 const _cebra_get_options_pointer = _function_pointer_cache()
 
 """
@@ -715,6 +784,197 @@ const _cebra_cuda_is_available_pointer = _function_pointer_cache()
 """
 function cebra_cuda_is_available()
     ccall(_function_pointer(_cebra_cuda_is_available_pointer, :cebra_cuda_is_available), UInt8, ())
+end
+
+const _cebra_solver_new_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_new(const char *options, struct CebraSolver **out)
+
+A solver with the reference `cebra.CEBRA` options, `"key=value;…"` (NULL = all defaults):
+`model_architecture` (default `offset1-model`), `batch_size` (0 = full batch, the default),
+`learning_rate` (3e-4), `temperature` (1), `temperature_mode=constant|auto`, `min_temperature`
+(0.1), `distance=cosine|euclidean`, `conditional=time|time_delta|delta`, `time_offsets` (1),
+`delta`, `max_iterations` (10000), `num_hidden_units` (32), `output_dimension` (8),
+`hybrid=true|false`, `device=cpu|cuda|cuda:N|cuda_if_available`, `seed` (unsigned integer; drawn at
+random when not given, and shown by `cebra_solver_options`), `model_options`,
+`criterion_implementation=fused|libtorch`. An unknown key or a bad value is INVALID_ARGUMENT naming
+the key, an unknown architecture UNKNOWN_NAME, a CUDA device without CUDA UNSUPPORTED. With the
+same seed, options and data, a fit on the CPU gives the same weights.
+
+# Safety
+`options` is NULL or NUL-terminated; `out` is NULL or a writable `CebraSolver*`.
+"""
+function cebra_solver_new(options, out)
+    ccall(_function_pointer(_cebra_solver_new_pointer, :cebra_solver_new), CebraStatus, (Ptr{UInt8}, Ptr{Ptr{CebraSolver}}), options, out)
+end
+
+const _cebra_solver_free_pointer = _function_pointer_cache()
+
+"""
+    void cebra_solver_free(struct CebraSolver *solver)
+
+Releases a solver handle; NULL is a no-op. Models from `cebra_solver_model` stay valid.
+
+# Safety
+`solver` is NULL or a live handle, not used again after this call (and not being fitted).
+"""
+function cebra_solver_free(solver)
+    ccall(_function_pointer(_cebra_solver_free_pointer, :cebra_solver_free), Cvoid, (Ptr{CebraSolver},), solver)
+end
+
+const _cebra_solver_fit_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_fit(struct CebraSolver *solver, const float *data, int64_t num_timesteps, int64_t num_neurons, uint32_t layout, const float *continuous, int64_t num_continuous, const int64_t *discrete, CebraProgressFn progress, void *user_data)
+
+Trains from scratch on `data` `(num_timesteps, num_neurons)` (a fitted solver is re-initialised, as
+the reference's `fit`). `continuous` is `(num_timesteps, num_continuous)` in the same `layout` (NULL
+with `num_continuous = 0` when there are none), `discrete` one non-negative label per time step
+(NULL when there are none); the labels choose the sampling as in the reference. `progress` (may be
+NULL) is called after every step with `user_data`; returning nonzero stops the fit early, and the
+solver keeps what it learned (the call still returns CEBRA_STATUS_OK). On an error the solver is
+left as it was before the call.
+
+# Safety
+`solver` is NULL or a live handle; `data` is NULL or holds `num_timesteps * num_neurons` floats;
+`continuous` and `discrete` as above; `progress` is NULL or a function with the `CebraProgressFn`
+signature, called on this thread with `user_data`.
+"""
+function cebra_solver_fit(solver, data, num_timesteps, num_neurons, layout, continuous, num_continuous, discrete, progress, user_data)
+    ccall(_function_pointer(_cebra_solver_fit_pointer, :cebra_solver_fit), CebraStatus, (Ptr{CebraSolver}, Ptr{Cfloat}, Int64, Int64, UInt32, Ptr{Cfloat}, Int64, Ptr{Int64}, CebraProgressFn, Ptr{Cvoid}), solver, data, num_timesteps, num_neurons, layout, continuous, num_continuous, discrete, progress, user_data)
+end
+
+const _cebra_solver_transform_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_transform(struct CebraSolver *solver, const float *data, int64_t num_timesteps, int64_t num_neurons, uint32_t layout, float *out, size_t out_len, int64_t *out_timesteps)
+
+Embeds `data` `(num_timesteps, num_neurons)` with the trained model, padded as the reference's
+default `transform` (one output row per input step): `out` receives `(*out_timesteps,
+output_dimension)` in the same `layout` as `data`. An unfitted solver is INVALID_ARGUMENT.
+
+# Safety
+`solver` is NULL or a live handle; `data` is NULL or holds `num_timesteps * num_neurons` floats;
+`out` is NULL or holds `out_len` writable floats; `out_timesteps` is NULL or writable.
+"""
+function cebra_solver_transform(solver, data, num_timesteps, num_neurons, layout, out, out_len, out_timesteps)
+    ccall(_function_pointer(_cebra_solver_transform_pointer, :cebra_solver_transform), CebraStatus, (Ptr{CebraSolver}, Ptr{Cfloat}, Int64, Int64, UInt32, Ptr{Cfloat}, Csize_t, Ptr{Int64}), solver, data, num_timesteps, num_neurons, layout, out, out_len, out_timesteps)
+end
+
+const _cebra_solver_loss_history_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_loss_history(const struct CebraSolver *solver, double *out, size_t out_len, size_t *count)
+
+The loss of every step of the last fit (as many as steps were taken, fewer than `max_iterations`
+after an early stop). `out = NULL, out_len = 0` asks for `*count` only; a too small `out` is
+BUFFER_TOO_SMALL with `*count` set and nothing else written. An unfitted solver is
+INVALID_ARGUMENT.
+
+# Safety
+`solver` is NULL or a live handle; `out` is NULL or holds `out_len` writable doubles; `count` is
+NULL or writable.
+"""
+function cebra_solver_loss_history(solver, out, out_len, count)
+    ccall(_function_pointer(_cebra_solver_loss_history_pointer, :cebra_solver_loss_history), CebraStatus, (Ptr{CebraSolver}, Ptr{Cdouble}, Csize_t, Ptr{Csize_t}), solver, out, out_len, count)
+end
+
+const _cebra_solver_history_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_history(const struct CebraSolver *solver, CebraHistoryField field, double *out, size_t out_len, size_t *count)
+
+Any per-step record of the last fit, as `cebra_solver_loss_history`: `field` is
+`CEBRA_HISTORY_LOSS`, `CEBRA_HISTORY_ALIGN`, `CEBRA_HISTORY_UNIFORM` or `CEBRA_HISTORY_TEMPERATURE`
+(the reference's `total`, `pos`, `neg` and `temperature` logs).
+
+# Safety
+`solver` is NULL or a live handle; `out` is NULL or holds `out_len` writable doubles; `count` is
+NULL or writable.
+"""
+function cebra_solver_history(solver, field, out, out_len, count)
+    ccall(_function_pointer(_cebra_solver_history_pointer, :cebra_solver_history), CebraStatus, (Ptr{CebraSolver}, CebraHistoryField, Ptr{Cdouble}, Csize_t, Ptr{Csize_t}), solver, field, out, out_len, count)
+end
+
+const _cebra_solver_is_fitted_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_is_fitted(const struct CebraSolver *solver, uint8_t *out)
+
+Whether the solver holds a trained model (after `cebra_solver_fit` or `cebra_solver_load`):
+`*out` is 1 or 0.
+
+# Safety
+`solver` is NULL or a live handle; `out` is NULL or writable.
+"""
+function cebra_solver_is_fitted(solver, out)
+    ccall(_function_pointer(_cebra_solver_is_fitted_pointer, :cebra_solver_is_fitted), CebraStatus, (Ptr{CebraSolver}, Ptr{UInt8}), solver, out)
+end
+
+const _cebra_solver_options_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_options(const struct CebraSolver *solver, char *buf, size_t buf_len, size_t *needed)
+
+Every option in use as `"key=value;…"` text that `cebra_solver_new` accepts, the seed included
+(drawn at random when it was not given): with it, the same data gives the same fit again. Buffer
+semantics of `cebra_get_options`: `buf = NULL, buf_len = 0` only writes `*needed` (bytes with the
+NUL); `*needed` is written on success and on BUFFER_TOO_SMALL.
+
+# Safety
+`solver` is NULL or a live handle; `buf` is NULL or holds `buf_len` writable bytes; `needed` is NULL
+or writable.
+"""
+function cebra_solver_options(solver, buf, buf_len, needed)
+    ccall(_function_pointer(_cebra_solver_options_pointer, :cebra_solver_options), CebraStatus, (Ptr{CebraSolver}, Ptr{UInt8}, Csize_t, Ptr{Csize_t}), solver, buf, buf_len, needed)
+end
+
+const _cebra_solver_model_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_model(struct CebraSolver *solver, struct CebraModel **out)
+
+A new model handle holding a copy of the trained weights (free it with `cebra_model_free`; it
+outlives the solver and does not change when the solver is fitted again), usable with
+`cebra_model_transform` and `cebra_stream_new`. An unfitted solver is INVALID_ARGUMENT.
+
+# Safety
+`solver` is NULL or a live handle; `out` is NULL or a writable `CebraModel*`.
+"""
+function cebra_solver_model(solver, out)
+    ccall(_function_pointer(_cebra_solver_model_pointer, :cebra_solver_model), CebraStatus, (Ptr{CebraSolver}, Ptr{Ptr{CebraModel}}), solver, out)
+end
+
+const _cebra_solver_save_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_save(const struct CebraSolver *solver, const char *path)
+
+Saves the fitted solver (weights under the reference's state-dict keys, the criterion, every option
+with the seed, the per-step record) in one `.safetensors` file, which `cebra_solver_load` reads back
+and `cebra_model_load_file` reads as a model. An unfitted solver is INVALID_ARGUMENT.
+
+# Safety
+`solver` is NULL or a live handle; `path` is NULL or NUL-terminated.
+"""
+function cebra_solver_save(solver, path)
+    ccall(_function_pointer(_cebra_solver_save_pointer, :cebra_solver_save), CebraStatus, (Ptr{CebraSolver}, Ptr{UInt8}), solver, path)
+end
+
+const _cebra_solver_load_pointer = _function_pointer_cache()
+
+"""
+    CebraStatus cebra_solver_load(const char *path, struct CebraSolver **out)
+
+A fitted solver from a file written by `cebra_solver_save`. A file that is not a saved solver (a
+model file, say) is FORMAT; an unreadable one IO.
+
+# Safety
+`path` is NULL or NUL-terminated; `out` is NULL or a writable `CebraSolver*`.
+"""
+function cebra_solver_load(path, out)
+    ccall(_function_pointer(_cebra_solver_load_pointer, :cebra_solver_load), CebraStatus, (Ptr{UInt8}, Ptr{Ptr{CebraSolver}}), path, out)
 end
 
 const _cebra_model_transform_pointer = _function_pointer_cache()

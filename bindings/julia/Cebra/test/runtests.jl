@@ -191,7 +191,11 @@ end
         @test forward(loaded, x) == forward(m, x)
         @test offset(loaded) == offset(m)
         if is_classifier(name)
+            @test label_num(loaded) == label_num(m) == MANIFEST["label_num"]
+            @test forward_classifier(loaded, x) == forward_classifier(m, x)
             @test forward_classifier(loaded, x; label_num = MANIFEST["label_num"]) == forward_classifier(m, x)
+        else
+            @test_throws CebraError label_num(m)   # not a classifier
         end
         close(loaded)
         close(m)
@@ -355,6 +359,78 @@ end
     @test_throws ArgumentError Stream(m)   # a closed model
     @test_throws ArgumentError transform(m, x)
     GC.gc()
+end
+
+@testset "solver" begin
+    # Neurons tuned to a 1-D latent; the latent as continuous label, its sign as discrete label.
+    T, N = 120, 6
+    latent = Float32.(sin.((0:T-1) .* 0.07))
+    X = Float32[latent[t] * (n - 3) + 0.05f0 * ((3t + n) % 4) for t in 1:T, n in 1:N]   # time × neurons
+    classes = Int.(latent .> 0)
+    options = (model_architecture = "offset10-model", num_hidden_units = 8, output_dimension = 3,
+               batch_size = 16, max_iterations = 3, seed = 5)
+    solver = Solver(; options...)
+    @test !is_fitted(solver)
+    @test occursin("seed=5", solver_options(solver))
+    seen = []
+    @test fit!(solver, X; continuous = latent, progress = r -> (push!(seen, r); true)) === solver
+    @test is_fitted(solver)
+    @test [r.step for r in seen] == [1, 2, 3] && all(r.total_steps == 3 for r in seen)
+    h = history(solver)
+    @test length(h.loss) == length(h.align) == length(h.uniform) == length(h.temperature) == 3
+    @test loss_history(solver) == h.loss == [r.loss for r in seen]
+    @test all(abs.(h.loss .- (h.align .+ h.uniform)) .<= 1e-4 .* (1 .+ abs.(h.loss)))
+    @test all(h.temperature .== 1)
+    E = transform(solver, X)
+    @test size(E) == (T, 3) && all(isfinite, E)
+    # Same seed: the same fit (a Float64 matrix and a column-vector label give the same data).
+    again = Solver(; options...)
+    fit!(again, Float64.(X); continuous = reshape(latent, T, 1))
+    @test loss_history(again) == h.loss && transform(again, X) == E
+    # The model: a copy of the weights, for transform and streaming.
+    m = Model(solver)
+    @test num_input(m) == N && num_output(m) == 3
+    @test transform(m, X) == E
+    s = Stream(m)
+    k = lookahead(s)
+    for t in 1:30
+        y = push!(s, X[t, :])
+        y !== nothing && t - k > 5 && @test isapprox(y, E[t-k, :]; atol = 1e-5)
+    end
+    close(s)
+    # Save and load.
+    path = tempname() * ".safetensors"
+    save(solver, path)
+    loaded = load_solver(path)
+    @test is_fitted(loaded) && solver_options(loaded) == solver_options(solver)
+    @test history(loaded) == h && transform(loaded, X) == E
+    @test transform(load_model(path), X) == E
+    rm(path)
+    # Early stop with discrete labels; a throwing progress function stops the fit and is rethrown.
+    calls = Ref(0)
+    fit!(solver, X; discrete = classes, progress = r -> (calls[] += 1) < 2)
+    @test calls[] == 2 && length(loss_history(solver)) == 2
+    @test_throws ErrorException fit!(solver, X; continuous = latent, progress = r -> error("enough"))
+    @test length(loss_history(solver)) == 1
+    # Errors.
+    unfitted = Solver(; options...)
+    e = try Solver(learning_rte = 1); nothing catch e; e end
+    @test e isa CebraError && e.status == Cebra.LibCebra.CEBRA_STATUS_INVALID_ARGUMENT && occursin("learning_rte", e.message)
+    @test_throws CebraError Solver(model_architecture = "offset11-model")
+    cuda_is_available() || @test_throws CebraError Solver(device = "cuda")
+    @test_throws CebraError transform(unfitted, X)
+    @test_throws CebraError loss_history(unfitted)
+    @test_throws CebraError Model(unfitted)
+    @test_throws CebraError fit!(unfitted, X[1:5, :])               # shorter than the receptive field
+    @test_throws DimensionMismatch fit!(unfitted, X; continuous = latent[1:end-1])
+    @test_throws DimensionMismatch fit!(unfitted, X; discrete = classes[1:end-1])
+    @test_throws CebraError transform(solver, X[:, 1:N-1])
+    @test_throws CebraError load_solver(fixture("models", "offset10-model.safetensors"))   # FORMAT
+    @test !is_fitted(unfitted)
+    close(solver)
+    close(solver)
+    @test_throws ArgumentError is_fitted(solver)
+    foreach(close, (again, loaded, unfitted, m))
 end
 
 @testset "callback models" begin
