@@ -74,7 +74,7 @@ pub struct KnnDecoder {
 impl KnnDecoder {
     /// Stores the training embedding `(rows, dims)` and its targets.
     pub fn fit(embedding: &[f32], dims: usize, targets: Targets, k: usize, metric: Metric) -> Result<Self> {
-        if dims == 0 || embedding.len() % dims != 0 {
+        if dims == 0 || !embedding.len().is_multiple_of(dims) {
             return Err(shape_mismatch!("the embedding has {} values, not a multiple of its {dims} dimensions", embedding.len()));
         }
         let rows = embedding.len() / dims;
@@ -82,7 +82,7 @@ impl KnnDecoder {
             return Err(shape_mismatch!("{} targets for {rows} embedding rows: they must match", targets.rows()));
         }
         if let Targets::Continuous(v, d) = &targets
-            && (*d == 0 || v.len() % d != 0)
+            && (*d == 0 || !v.len().is_multiple_of(*d))
         {
             return Err(shape_mismatch!("{} target values are not rows of {d}", v.len()));
         }
@@ -124,7 +124,7 @@ impl KnnDecoder {
 
     /// Predictions for the rows of `embedding` (`(rows, dims)`).
     pub fn predict(&self, embedding: &[f32]) -> Result<Targets> {
-        if embedding.len() % self.dims != 0 {
+        if !embedding.len().is_multiple_of(self.dims) {
             return Err(shape_mismatch!("the embedding has {} values, not rows of {}", embedding.len(), self.dims));
         }
         let rows: Vec<&[f32]> = embedding.chunks_exact(self.dims).collect();

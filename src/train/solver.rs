@@ -680,7 +680,7 @@ impl Trainer {
             // Callback models compute outside libtorch: no weights, no gradients. Their
             // forward_train says why; without one, say it here.
             let probe = Tensor::f_zeros([1, neurons as i64, model.offset().len()], (Kind::Float, Device::Cpu))?;
-            model.forward_train(&probe)?;
+            let _ = model.forward_train(&probe)?;
             return Err(Error::Unsupported(format!("'{name}' has no trainable parameters")));
         }
         let offset = model.offset();
