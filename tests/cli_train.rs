@@ -423,3 +423,35 @@ fn bad_input_gets_a_clear_error_and_a_nonzero_exit() {
     fails(&["decode", "--train-embedding", &neural], &["--train-labels"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_stops_the_fit_and_saves_what_it_learned() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("interrupt");
+    small_recording(&dir);
+    let model = dir.join("model.safetensors");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cebra"))
+        .args(["fit", &p(&dir.join("neural.npy")), "--model-architecture", "offset10-model", "--batch-size", "32"])
+        .args(["--max-iterations", "1000000", "--output-dimension", "3", "--seed", "1", "-o", &p(&model)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("step 1/") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "cebra fit ended before its first step");
+    }
+    // SAFETY: the child's pid, a running process we own; SIGINT asks it to stop.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {rest}");
+    assert!(rest.contains("interrupted: stopped after step"), "{rest}");
+    let solver = cebra::train::Solver::load(&model).unwrap();
+    let steps = solver.history().unwrap().len();
+    assert!((1..1_000_000).contains(&steps), "{steps} steps");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

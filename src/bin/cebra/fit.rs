@@ -6,6 +6,7 @@ use cebra::Options;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The solver options as flags, reference names with `-` for `_`; unset flags keep the reference's
@@ -248,16 +249,56 @@ impl FitSummary {
     }
 }
 
-/// Fits `solver` on a row-major `(timesteps, neurons)` recording, with progress output.
+/// Set by the first Ctrl-C during a fit: the fit stops after the current step and keeps what it learned.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // An atomic store and `signal` only: both async-signal-safe. The default action comes back, so
+    // a second Ctrl-C ends the program at once.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    // SAFETY: `signal` is async-signal-safe (POSIX); SIG_DFL is a valid disposition.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+}
+
+/// Routes SIGINT to [`on_interrupt`] while alive; dropping it restores the handler found at install.
+struct InterruptGuard {
+    previous: libc::sighandler_t,
+}
+
+impl InterruptGuard {
+    fn install() -> Self {
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: `on_interrupt` only stores to an atomic, which is async-signal-safe; `signal` has no
+        // other preconditions.
+        let previous = unsafe { libc::signal(libc::SIGINT, handler) };
+        InterruptGuard { previous }
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the handler `signal` returned at install (the default or the caller's).
+        unsafe { libc::signal(libc::SIGINT, self.previous) };
+    }
+}
+
+/// Fits `solver` on a row-major `(timesteps, neurons)` recording, with progress output. Ctrl-C stops
+/// the fit after the current step; the solver keeps what it learned (and is saved as usual).
 pub fn fit_solver(solver: &mut Solver, data: &[f32], timesteps: usize, neurons: usize, labels: &Labels, quiet: bool) -> CliResult<FitSummary> {
     let recording = Recording::new(data, timesteps, neurons, Layout::RowMajor).map_err(|e| e.to_string())?;
     let mut progress = FitProgress::new(solver.options().max_iterations, quiet);
     let start = Instant::now();
+    let guard = InterruptGuard::install();
     let result = solver.fit(&recording, labels, |r| {
         progress.step(r);
-        Progress::Continue
+        if INTERRUPTED.load(Ordering::SeqCst) { Progress::Stop } else { Progress::Continue }
     });
+    drop(guard);
     progress.finish();
+    if INTERRUPTED.load(Ordering::SeqCst) && !quiet {
+        eprintln!("interrupted: stopped after step {} of {}", result.as_ref().map_or(0, |h| h.len()), solver.options().max_iterations);
+    }
     let history = result.map_err(|e| e.to_string())?;
     let seconds = start.elapsed().as_secs_f64();
     Ok(FitSummary { steps: history.len(), seconds, final_loss: history.loss.last().copied().unwrap_or(f64::NAN) })

@@ -112,7 +112,7 @@ fn range(values: &[f32], dims: usize, column: usize) -> std::ops::Range<f64> {
         .skip(column)
         .step_by(dims)
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
-    if !(hi > lo) {
+    if hi <= lo || !hi.is_finite() {
         return (lo - 0.5)..(lo + 0.5);
     }
     let m = 0.05 * (hi - lo);
