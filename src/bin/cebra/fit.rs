@@ -3,7 +3,7 @@ use super::{arrays, CliResult};
 use cebra::train::{History, Labels, Progress, Solver, SolverOptions, StepRecord};
 use cebra::transform::{Layout, Recording};
 use cebra::Options;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -201,8 +201,11 @@ impl FitProgress {
         let bar = (!quiet && terminal).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr_with_hz(10));
             bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {rate} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1} it/s", state.per_sec());
+                    }),
             );
             bar
         });
