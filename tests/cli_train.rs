@@ -391,6 +391,11 @@ fn bad_input_gets_a_clear_error_and_a_nonzero_exit() {
     let text = dir.join("notes.npy");
     std::fs::write(&text, "not numpy").unwrap();
     fails(&["fit", &p(&text), "-o", &out], &["notes.npy"]);
+    let mut args = base(&[]);
+    let last = args.len() - 1;
+    args[last] = p(&dir.join("no-such-dir/model.safetensors"));
+    fails(&args, &["no-such-dir", "does not exist"]);
+    fails(&base(&["--loss-csv", &p(&dir.join("no-such-dir/loss.csv"))]), &["no-such-dir", "does not exist"]);
     assert!(!Path::new(&out).exists(), "a failed fit wrote its output");
 
     // plot and decode.

@@ -341,6 +341,9 @@ pub fn run(args: &FitArgs) -> CliResult {
         return Err(format!("--embedding '{}': the embedding is written as a .npy file", p.display()));
     }
     super::set_threads(args.threads)?;
+    for path in [Some(&args.output), args.loss_csv.as_ref(), args.embedding.as_ref()].into_iter().flatten() {
+        check_writable_dir(path)?;
+    }
     let data = arrays::read(&args.data)?;
     let (values, timesteps, neurons) = data.recording("data")?;
     let labels = read_labels(args, timesteps)?;
@@ -375,6 +378,21 @@ pub fn run(args: &FitArgs) -> CliResult {
         summary.final_loss,
         args.output.display()
     );
+    Ok(())
+}
+
+/// A fit can take hours: an output that cannot be written is an error before it starts.
+fn check_writable_dir(path: &Path) -> CliResult {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("'{}': the directory '{}' does not exist", path.display(), dir.display()));
+    }
+    if path.is_dir() {
+        return Err(format!("'{}' is a directory", path.display()));
+    }
     Ok(())
 }
 
