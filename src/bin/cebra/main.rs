@@ -59,9 +59,11 @@ enum Command {
         #[command(flatten)]
         dims: Dims,
     },
-    /// The whole job on a synthetic place-cell recording: fit an offset10-model with the position as
-    /// label on the first 80 % of the time steps, decode the position of the last 20 % (kNN, R²), and
-    /// plot the embedding and the loss (into --output-dir).
+    /// Fit, decode and plot a synthetic place-cell recording (what `make demo` runs).
+    ///
+    /// Fits an offset10-model with the position as label on the first 80 % of the time steps, decodes
+    /// the position of the last 20 % from their embedding (kNN, R²), and plots the embedding and the
+    /// loss; everything goes into --output-dir.
     Demo(demo::DemoArgs),
     /// Write the demo's synthetic place-cell recording (neural.npy, position.npy, behaviour.npy).
     Synth(demo::SynthArgs),
