@@ -53,7 +53,7 @@ pub struct SolverFlags {
     #[arg(long)]
     pub output_dimension: Option<i64>,
     /// Behaviour (first 3 features) and time objectives together [default: false].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub hybrid: Option<bool>,
     /// cpu, cuda, cuda:N, cuda_if_available [default: cpu].
     #[arg(long)]
