@@ -137,7 +137,8 @@ pub fn plot_embedding(spec: &str, color: Option<&str>, dims_shown: &[usize], out
         return Err(format!("--dims: give 2 or 3 dimensions, got {}", shown.len()));
     }
     let (point_colours, legend) = colours(color, rows)?;
-    let title = title.map(str::to_string).unwrap_or_else(|| format!("{spec}: {rows} x {dims}"));
+    let name = Path::new(spec).file_name().map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned());
+    let title = title.map(str::to_string).unwrap_or_else(|| format!("{name}: {rows} x {dims}"));
     let column = |d: usize| values.iter().skip(d).step_by(dims).map(|&v| v as f64).collect::<Vec<f64>>();
     render_png(output, (size, size), |root| {
         let root = root.titled(&title, ("sans-serif", 18)).map_err(draw_err)?;
