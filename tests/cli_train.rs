@@ -460,3 +460,51 @@ fn ctrl_c_stops_the_fit_and_saves_what_it_learned() {
     assert!((1..1_000_000).contains(&steps), "{steps} steps");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `cebra decode` against the reference `cebra.KNNDecoder` (tools/reference/make_decode_fixtures.py):
+/// R² and predictions for k = 3 and 5, cosine and euclidean, regression and classification, read
+/// from a numpy-written `.npz`.
+#[test]
+fn decode_matches_the_reference_knn_decoder() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/decode");
+    let npz = p(&fixtures.join("decode.npz"));
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("decode.json")).unwrap()).unwrap();
+    let dir = scratch("decode-reference");
+    let cases = expected["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    for case in cases {
+        let (k, metric, target) = (case["k"].as_u64().unwrap(), case["metric"].as_str().unwrap(), case["target"].as_str().unwrap());
+        let predictions = dir.join(format!("{k}-{metric}-{target}.npy"));
+        let stdout = ok(&cebra([
+            "decode",
+            "--train-embedding",
+            &format!("{npz}:train_embedding"),
+            "--train-labels",
+            &format!("{npz}:train_{target}"),
+            "--test-embedding",
+            &format!("{npz}:test_embedding"),
+            "--test-labels",
+            &format!("{npz}:test_{target}"),
+            "--k",
+            &k.to_string(),
+            "--metric",
+            metric,
+            "-o",
+            &p(&predictions),
+        ]));
+        let r2 = parse_r2(&stdout);
+        let reference_r2 = case["r2"].as_f64().unwrap();
+        assert!((r2 - reference_r2).abs() <= 1e-6, "k {k} {metric} {target}: R2 {r2}, reference {reference_r2}");
+        let reference: Vec<f64> = case["predictions"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let ours: Vec<f64> = if target == "classes" {
+            ndarray_npy::read_npy::<_, Array1<i64>>(&predictions).unwrap().iter().map(|&c| c as f64).collect()
+        } else {
+            read2(&predictions).iter().map(|&v| v as f64).collect()
+        };
+        assert_eq!(ours.len(), reference.len(), "k {k} {metric} {target}");
+        for (i, (a, b)) in ours.iter().zip(&reference).enumerate() {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "k {k} {metric} {target}: prediction {i} is {a}, reference {b}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

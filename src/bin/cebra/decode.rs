@@ -176,7 +176,7 @@ pub fn run(args: &DecodeArgs) -> CliResult {
 
 pub fn print_decoded(d: &Decoded, k: usize, metric: &str) {
     let mae = d.median_abs_error.map(|e| format!(", median absolute error {e:.4}")).unwrap_or_default();
-    println!("R2 {:.4}{mae} (kNN, k = {k}, {metric}; {} training rows, {} test rows)", d.r2, d.rows.0, d.rows.1);
+    println!("R2 {:.6}{mae} (kNN, k = {k}, {metric}; {} training rows, {} test rows)", d.r2, d.rows.0, d.rows.1);
 }
 
 fn write_predictions(path: &Path, predictions: Targets) -> CliResult {
