@@ -5,7 +5,7 @@
 #                              Julia static check, Octave tests of the MATLAB binding, install test)
 #   make cpp-test              the C++ binding's tests (bindings/cpp/tests)
 #   make julia-check           the Julia package checked without Julia (tools/julia/check_julia.py)
-#   make demo                  the registry and a synthetic recording embedded by a fresh offset10-model
+#   make demo                  fit, decode and plot a synthetic place-cell recording (into demo-output/)
 #   make install PREFIX=/opt/cebra    library, header, pkg-config file and CMake package
 #   make install-test          install into a temporary prefix and build/run the C example against it
 #   make matlab                the MATLAB/Octave mex gateway (bindings/matlab; mkoctfile or MATLAB's mex)
@@ -229,8 +229,11 @@ install-test: build
 	  $(MAKE) --no-print-directory install PREFIX="$$tmp/prefix" CARGO_TARGET_DIR="$(TARGET_DIR)" CARGO=false >/dev/null; \
 	CC="$(CC)" bash tools/install/test-install.sh "$$tmp/prefix" "$$tmp/work"
 
+# Fits an offset10-model on a synthetic place-cell recording (position as label), decodes the position
+# of a held-out tail (kNN, R²) and plots; DEMO_FLAGS adds cebra demo options (e.g. --threads 1).
+DEMO_FLAGS ?=
 demo: build
-	"$(RELEASE)/cebra" demo
+	"$(RELEASE)/cebra" demo --output-dir demo-output $(DEMO_FLAGS)
 
 # Bounded fuzzing of the option parser and the weights loader (cargo-fuzz; see fuzz/README.md).
 FUZZ_SECONDS ?= 60

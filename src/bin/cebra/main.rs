@@ -4,10 +4,21 @@
 //! cebra list [PATTERN] [--limit N] [--no-expand]   registered model names
 //! cebra criterions [PATTERN]                       criterion names
 //! cebra info NAME [--neurons N --units U --output O --options "k=v;..."]
-//! cebra demo                                       registry + embedding of a synthetic recording
+//! cebra demo [-o demo-output]                      fit, decode and plot a synthetic place-cell recording
+//! cebra synth -o DIR                               write that recording as .npy files
+//! cebra fit DATA [--labels Y] [solver options] -o MODEL.safetensors
+//! cebra decode --model MODEL --data X --labels Y [--split 0.8] | --train-embedding ... --test-labels ...
+//! cebra plot EMBEDDING [--color LABELS] -o emb.png | cebra plot --loss MODEL -o loss.png
 //! cebra embed [--model NAME --num-units U --num-output O] --weights FILE --input IN --output OUT
 //! cebra transform MODEL.safetensors IN.npy|IN.safetensors -o OUT.npy|OUT.safetensors [--no-pad] [--batch-size N]
 //! ```
+mod arrays;
+mod decode;
+mod demo;
+mod fit;
+mod plot;
+mod synth;
+
 use cebra::{Model, ModelArgs, Options};
 use clap::{Parser, Subcommand};
 use std::collections::HashMap;
@@ -48,18 +59,24 @@ enum Command {
         #[command(flatten)]
         dims: Dims,
     },
-    /// List the registry and embed a short synthetic recording with a fresh `offset10-model`.
-    Demo {
-        /// Input channels of the synthetic recording.
-        #[arg(long, default_value_t = 120)]
-        neurons: i64,
-        /// Time steps of the synthetic recording.
-        #[arg(long, default_value_t = 2000)]
-        time: i64,
-        /// Calls used to measure the single-window latency.
-        #[arg(long, default_value_t = 300)]
-        calls: usize,
-    },
+    /// Fit, decode and plot a synthetic place-cell recording (what `make demo` runs).
+    ///
+    /// Fits an offset10-model with the position as label on the first 80 % of the time steps, decodes
+    /// the position of the last 20 % from their embedding (kNN, R²), and plots the embedding and the
+    /// loss; everything goes into --output-dir.
+    Demo(demo::DemoArgs),
+    /// Write the demo's synthetic place-cell recording (neural.npy, position.npy, behaviour.npy).
+    Synth(demo::SynthArgs),
+    /// Fit a CEBRA model (the reference's `cebra.CEBRA(...).fit(X, y)`) and save it.
+    ///
+    /// Options have the reference's names and defaults, as flags or as `--options "k=v;..."`. The saved
+    /// file is a model file (`cebra transform`, `cebra_model_load_file`) that also keeps the options
+    /// and the loss history (`cebra plot --loss`).
+    Fit(Box<fit::FitArgs>),
+    /// Decode labels from an embedding with k nearest neighbours (the reference's KNNDecoder); prints R².
+    Decode(decode::DecodeArgs),
+    /// Plot an embedding (2-D scatter, 3-D projected view) or a saved solver's loss curve as PNG.
+    Plot(plot::PlotArgs),
     /// Embed a recording stored in a `.safetensors` file.
     ///
     /// The input tensor `data` has shape (time, neurons); the output file gets `embedding` of shape
@@ -146,7 +163,11 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Info { name, dims } => info(&name, &dims),
-        Command::Demo { neurons, time, calls } => demo(neurons, time, calls),
+        Command::Demo(args) => demo::run_demo(&args),
+        Command::Synth(args) => demo::run_synth(&args),
+        Command::Fit(args) => fit::run(&args),
+        Command::Decode(args) => decode::run(&args),
+        Command::Plot(args) => plot::run(&args),
         Command::Embed { model, num_units, num_output, options, weights, input, output_file } => {
             embed(model.as_deref(), num_units, num_output, &options, &weights, &input, &output_file)
         }
@@ -161,6 +182,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--threads`: libtorch's intra-op threads (on a loaded machine, fewer threads than cores avoid
+/// OpenMP's busy-waiting).
+fn set_threads(threads: Option<usize>) -> CliResult {
+    if let Some(n) = threads {
+        if n == 0 || n > 1024 {
+            return Err(format!("--threads must be 1..=1024, got {n}"));
+        }
+        tch::set_num_threads(n as i32);
+    }
+    Ok(())
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -192,109 +225,6 @@ fn info(name: &str, dims: &Dims) -> CliResult {
     let width = shapes.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, shape) in shapes {
         println!("  {key:width$}  {shape:?}");
-    }
-    Ok(())
-}
-
-/// A deterministic synthetic recording (neurons, time): each channel a sum of two slow sinusoids with
-/// its own frequencies and phases, plus small noise from a fixed linear congruential generator.
-fn synthetic_recording(neurons: i64, time: i64) -> Tensor {
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut noise = move || {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    };
-    let mut data = Vec::with_capacity((neurons * time) as usize);
-    for n in 0..neurons {
-        let f1 = 0.002 + 0.0005 * (n % 7) as f32;
-        let f2 = 0.011 + 0.0013 * (n % 5) as f32;
-        let phase = 0.37 * n as f32;
-        for t in 0..time {
-            let t = t as f32;
-            let v = (std::f32::consts::TAU * f1 * t + phase).sin() + 0.5 * (std::f32::consts::TAU * f2 * t).cos();
-            data.push(v + 0.1 * noise());
-        }
-    }
-    Tensor::from_slice(&data).view([neurons, time])
-}
-
-fn micros(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1e6
-}
-
-fn demo(neurons: i64, time: i64, calls: usize) -> CliResult {
-    let (units, output) = (32, 8);
-    let all = cebra::get_options(None, None, true);
-    let families = cebra::get_options(None, None, false);
-    println!("libcebra {} on libtorch (CPU, {} threads)", env!("CARGO_PKG_VERSION"), tch::get_num_threads());
-    println!();
-    println!("Registry: {} model names; {} when each parametrized family is listed once:", all.len(), families.len());
-    let width = families.iter().map(String::len).max().unwrap_or(0);
-    for row in families.chunks(3) {
-        let cells: Vec<String> = row.iter().map(|n| format!("{n:width$}")).collect();
-        println!("  {}", cells.join("  ").trim_end());
-    }
-    println!("Criterions: {}", cebra::criterions::get_options(None, None).join(", "));
-    println!();
-
-    cebra::manual_seed(0);
-    let model = cebra::init("offset10-model", &ModelArgs::new(neurons, units, output)).map_err(err)?;
-    let (total, _) = model.num_parameters();
-    let offset = model.offset();
-    println!(
-        "Model: offset10-model, freshly initialised (seed 0): {neurons} neurons -> {units} units -> {output} outputs, \
-         {total} parameters, receptive field {} steps",
-        offset.len()
-    );
-    let recording = synthetic_recording(neurons, time);
-    println!("Recording: synthetic, {time} time steps x {neurons} neurons (sinusoids + noise)");
-
-    // Whole recording in one forward: (1, neurons, time) -> (1, output, time - L + 1).
-    let input = recording.unsqueeze(0);
-    let embedding = model.forward(&input).map_err(err)?; // warm-up, also the result shown
-    let runs = 5;
-    let mut best = f64::INFINITY;
-    for _ in 0..runs {
-        let start = Instant::now();
-        let _ = model.forward(&input).map_err(err)?;
-        best = best.min(micros(start));
-    }
-    let out_time = embedding.size()[2];
-    println!(
-        "Embed:  input {:?} -> embedding {:?}: {:.2} ms ({:.2} us per time step; best of {runs})",
-        input.size(),
-        embedding.size(),
-        best / 1e3,
-        best / out_time as f64
-    );
-    let first: Vec<f32> = Vec::<f32>::try_from(embedding.select(2, 0).view([-1])).map_err(err)?;
-    let norm = first.iter().map(|v| v * v).sum::<f32>().sqrt();
-    let shown: Vec<String> = first.iter().map(|v| format!("{v:+.4}")).collect();
-    println!("        first embedding row [{}] (norm {norm:.4})", shown.join(", "));
-
-    // One receptive-field window per call: (1, neurons, L) -> (1, output).
-    let window = input.narrow(2, 0, offset.len()).contiguous();
-    let single = model.forward(&window).map_err(err)?;
-    for _ in 0..20 {
-        let _ = model.forward(&window).map_err(err)?; // warm-up
-    }
-    let mut latencies = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let start = Instant::now();
-        let _ = model.forward(&window).map_err(err)?;
-        latencies.push(micros(start));
-    }
-    latencies.sort_by(f64::total_cmp);
-    if !latencies.is_empty() {
-        let mean = latencies.iter().sum::<f64>() / latencies.len() as f64;
-        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-        println!(
-            "Window: input {:?} -> {:?}: {mean:.1} us mean, {:.1} us median, {:.1} us p99 over {calls} calls",
-            window.size(),
-            single.size(),
-            pct(0.5),
-            pct(0.99)
-        );
     }
     Ok(())
 }
