@@ -138,7 +138,10 @@ readme-check:
 	@awk '/^## Using it from Julia/ { s = 1 } s == 1 && /^```julia$$/ { s = 2; next } s == 2 && /^```$$/ { exit } s == 2' \
 	  README.md | diff -u bindings/julia/Cebra/examples/embed.jl - \
 	  || { echo "readme-check: the Julia program in README.md differs from bindings/julia/Cebra/examples/embed.jl" >&2; exit 1; }
-	@echo "readme-check: README.md shows bindings/c/examples/embed.c, bindings/cpp/examples/embed.cpp and bindings/julia/Cebra/examples/embed.jl verbatim"
+	@awk '/^### Training from Rust/ { s = 1 } s == 1 && /^```rust$$/ { s = 2; next } s == 2 && /^```$$/ { exit } s == 2' \
+	  README.md | diff -u <(tail -n +2 examples/train.rs) - \
+	  || { echo "readme-check: the Rust program in README.md differs from examples/train.rs" >&2; exit 1; }
+	@echo "readme-check: README.md shows bindings/c/examples/embed.c, bindings/cpp/examples/embed.cpp, bindings/julia/Cebra/examples/embed.jl and examples/train.rs verbatim"
 
 c-test: build
 	@if [ -f bindings/c/tests/Makefile ]; then \
