@@ -156,7 +156,7 @@ pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 // Register-array indices read more plainly than iterator chains in these kernels.
 #[allow(clippy::needless_range_loop)]
-mod avx2 {
+pub(super) mod avx2 {
     use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
 
@@ -303,7 +303,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn gelu8(x: __m256) -> __m256 {
+    pub(in crate::stream) fn gelu8(x: __m256) -> __m256 {
         let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
         let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-ERF_CLAMP)), _mm256_set1_ps(ERF_CLAMP));
         let z2 = _mm256_mul_ps(z, z);
@@ -343,7 +343,7 @@ mod avx2 {
 #[cfg(all(target_arch = "x86_64", cebra_avx512))]
 // Compiled only by Rust >= 1.89 (see build.rs), where these intrinsics are stable.
 #[allow(clippy::needless_range_loop, clippy::incompatible_msrv)]
-mod avx512 {
+pub(super) mod avx512 {
     use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
 
@@ -433,7 +433,7 @@ mod avx512 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn gelu16(x: __m512) -> __m512 {
+    pub(in crate::stream) fn gelu16(x: __m512) -> __m512 {
         let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
         let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-ERF_CLAMP)), _mm512_set1_ps(ERF_CLAMP));
         let z2 = _mm512_mul_ps(z, z);

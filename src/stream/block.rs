@@ -1,0 +1,547 @@
+//! Whole chunks of time at once (the transform path). Activations are channel-major: one row of
+//! `ld` floats per channel, time along the row. A convolution of kernel `k` over a chunk is then one
+//! matrix product, `(out, in * k) x (in * k, time)`, whose input columns are shifted views of the
+//! channel rows (no im2col copy). The kernels hold a tile of 8 output channels times up to 48 time
+//! steps in registers: each loaded weight serves every time step of the tile and each loaded input
+//! vector every channel of it, so the weights are read once per tile instead of once per step. The
+//! GELU and the skip addition that follow a product are applied to the tile before it is stored.
+//!
+//! Tiles cover time in whole vectors: lanes past a stage's output length up to the next multiple
+//! of 16 are computed too, from whatever the buffers hold there, and never read as results (every
+//! lane is computed independently of the others). The buffers' rows are long enough for that (see
+//! [`leading_dim`]).
+use super::kernels::{self, Isa, padded_channels};
+use super::plan::{Plan, Pointwise, Stage};
+
+/// Output channels per weight panel: the channels of one tile.
+pub(crate) const PANEL: usize = 8;
+
+/// Time steps every tile is rounded up to (the widest vector).
+const LANES: usize = 16;
+
+/// How many channels ahead the kernels prefetch a tile's input row.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_CHANNELS: usize = 4;
+
+/// Cache lines of one channel row in the widest tile (48 steps, unaligned, plus the kernel).
+#[cfg(target_arch = "x86_64")]
+const TILE_LINES: usize = 4;
+
+/// Re-lays `(out, in, kernel)` row-major weights as panels of [`PANEL`] output channels: panel `p`
+/// holds, for each window entry `i = c * kernel + j` in turn, the weights of channels
+/// `8p..8p + 8` (zero past `out_channels`).
+pub(crate) fn pack_panels(weight: &[f32], out_channels: usize, in_channels: usize, kernel: usize) -> Vec<f32> {
+    let kk = in_channels * kernel;
+    let mut panels = vec![0f32; padded_channels(out_channels) * kk];
+    for o in 0..out_channels {
+        for c in 0..in_channels {
+            for j in 0..kernel {
+                panels[(o / PANEL) * kk * PANEL + (c * kernel + j) * PANEL + o % PANEL] = weight[(o * in_channels + c) * kernel + j];
+            }
+        }
+    }
+    panels
+}
+
+/// A skip connection fused into a product: adds input row `t + shift` of the first `channels`
+/// channels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Skip {
+    pub shift: usize,
+    pub channels: usize,
+}
+
+/// What a product tile goes through before it is stored: GELU, the skip addition, GELU again
+/// (each optional), in this order.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Epilogue {
+    pub gelu_before_skip: bool,
+    pub skip: Option<Skip>,
+    pub gelu_after_skip: bool,
+}
+
+/// `y[o * ldy + t] = epilogue(bias[o] + sum over c < cin, j < k of x[c * ldx + t + j] * W[o, c, j])`
+/// for every `t < len` and every output channel `o < cp` (`W` as packed by [`pack_panels`]); the
+/// skip reads `x` too. The sum runs in the same order for every `t`, so a recording cut into chunks
+/// gives the bits of one pass. Lanes up to `len` rounded up to 16 are written too (see the module
+/// documentation).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv(
+    isa: Isa, panels: &[f32], bias: &[f32], cin: usize, k: usize, cp: usize, x: &[f32], ldx: usize, len: usize, y: &mut [f32],
+    ldy: usize, epilogue: Epilogue,
+) {
+    assert!(cp.is_multiple_of(PANEL) && cp > 0 && cin > 0 && k > 0, "bad product shape");
+    assert!(panels.len() >= cp * cin * k && bias.len() >= cp, "weights too short");
+    if len == 0 {
+        return;
+    }
+    let span = len.next_multiple_of(LANES);
+    assert!(x.len() >= (cin - 1) * ldx + span + k - 1, "input too short");
+    assert!(y.len() >= (cp - 1) * ldy + span, "output too short");
+    if let Some(s) = epilogue.skip {
+        assert!(s.channels <= cin && s.channels <= cp, "skip wider than the product");
+        assert!(s.channels == 0 || x.len() >= (s.channels - 1) * ldx + span + s.shift, "skip input too short");
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the lengths were checked above (every access below stays inside them) and
+        // `Isa::Avx2Fma` is only ever created by `Isa::detect` after checking the CPU features.
+        Isa::Avx2Fma => unsafe { avx2::conv(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue) },
+        #[cfg(all(target_arch = "x86_64", cebra_avx512))]
+        // SAFETY: as above; `Isa::Avx512` is only created after checking AVX-512F, AVX2 and FMA.
+        Isa::Avx512 => unsafe { avx512::conv(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue) },
+        _ => conv_scalar(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_scalar(
+    panels: &[f32], bias: &[f32], cin: usize, k: usize, cp: usize, x: &[f32], ldx: usize, len: usize, y: &mut [f32], ldy: usize,
+    epilogue: Epilogue,
+) {
+    let kk = cin * k;
+    for o in 0..cp {
+        let w = &panels[(o / PANEL) * kk * PANEL..][..kk * PANEL];
+        for t in 0..len {
+            let mut acc = bias[o];
+            for c in 0..cin {
+                let xc = &x[c * ldx + t..][..k];
+                for (j, xv) in xc.iter().enumerate() {
+                    // Plain multiply-add: `mul_add` without a hardware FMA is a slow library call.
+                    acc += xv * w[(c * k + j) * PANEL + o % PANEL];
+                }
+            }
+            if epilogue.gelu_before_skip {
+                acc = kernels::gelu(acc);
+            }
+            if let Some(s) = epilogue.skip.filter(|s| o < s.channels) {
+                acc += x[o * ldx + t + s.shift];
+            }
+            if epilogue.gelu_after_skip {
+                acc = kernels::gelu(acc);
+            }
+            y[o * ldy + t] = acc;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+// Register-array indices read more plainly than iterator chains in these kernels.
+#[allow(clippy::needless_range_loop)]
+mod avx2 {
+    use super::{Epilogue, PANEL, PREFETCH_CHANNELS, TILE_LINES};
+    use crate::stream::kernels::avx2::gelu8;
+    use std::arch::x86_64::*;
+
+    /// Output channels `r0..r0 + 4` of one panel times `V` 8-step vectors (12 accumulators of the
+    /// 16 registers at most).
+    ///
+    /// # Safety
+    /// AVX2 and FMA available; `x` at the tile's first step of input row 0, `y` at its first step
+    /// of output row `o0`, `w` and `bias` at the panel and its first channel, every access inside
+    /// the slices `super::conv` checked.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const V: usize>(
+        w: *const f32, bias: *const f32, r0: usize, cin: usize, k: usize, x: *const f32, ldx: usize, y: *mut f32, ldy: usize,
+        o0: usize, epilogue: Epilogue,
+    ) {
+        const R: usize = 4;
+        // SAFETY (whole body): every offset is below the bounds the caller guarantees.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); V]; R];
+            for r in 0..R {
+                acc[r] = [_mm256_set1_ps(*bias.add(r)); V];
+            }
+            let mut wp = w.add(r0);
+            // One loop over the window (channel by channel, kernel steps within), so that the
+            // accumulators stay in registers.
+            let (mut xc, mut j) = (x, 0);
+            for _ in 0..cin * k {
+                let xv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(xc.add(j + 8 * v)));
+                for r in 0..R {
+                    let b = _mm256_set1_ps(*wp.add(r));
+                    for v in 0..V {
+                        acc[r][v] = _mm256_fmadd_ps(xv[v], b, acc[r][v]);
+                    }
+                }
+                wp = wp.add(PANEL);
+                j += 1;
+                if j == k {
+                    j = 0;
+                    xc = xc.add(ldx);
+                    // The tile's rows are far apart (one per channel) and read once per panel:
+                    // ask for a later channel's row now, so that it is in L1 when its turn comes.
+                    let ahead = xc.wrapping_add(PREFETCH_CHANNELS * ldx);
+                    for line in 0..TILE_LINES {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16 * line).cast());
+                    }
+                }
+            }
+            for r in 0..R {
+                for v in 0..V {
+                    _mm256_storeu_ps(y.add(r * ldy + 8 * v), acc[r][v]);
+                }
+            }
+            if epilogue == Epilogue::default() {
+                return;
+            }
+            // From the stored tile (in L1): done on the registers, the epilogue's size would keep
+            // the compiler from unrolling it and so from keeping the accumulators in registers.
+            for r in 0..R {
+                let skip = epilogue.skip.filter(|s| o0 + r < s.channels);
+                for v in 0..V {
+                    let at = y.add(r * ldy + 8 * v);
+                    let mut val = _mm256_loadu_ps(at);
+                    if epilogue.gelu_before_skip {
+                        val = gelu8(val);
+                    }
+                    if let Some(s) = skip {
+                        val = _mm256_add_ps(val, _mm256_loadu_ps(x.add((o0 + r) * ldx + s.shift + 8 * v)));
+                    }
+                    if epilogue.gelu_after_skip {
+                        val = gelu8(val);
+                    }
+                    _mm256_storeu_ps(at, val);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 and FMA available; slice lengths as checked by `super::conv`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn conv(
+        panels: &[f32], bias: &[f32], cin: usize, k: usize, cp: usize, x: &[f32], ldx: usize, len: usize, y: &mut [f32], ldy: usize,
+        epilogue: Epilogue,
+    ) {
+        let kk = cin * k;
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        // SAFETY: o0 + 4 <= cp and t + 8V <= len rounded up to 16: inside the checked lengths.
+        unsafe {
+            for o0 in (0..cp).step_by(4) {
+                let w = panels.as_ptr().add((o0 / PANEL) * kk * PANEL);
+                let (b, r0) = (bias.as_ptr().add(o0), o0 % PANEL);
+                let mut t = 0;
+                while t < len {
+                    let (xt, yt) = (xp.add(t), yp.add(o0 * ldy + t));
+                    let v = (len - t).div_ceil(8).min(3);
+                    match v {
+                        3 => tile::<3>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue),
+                        2 => tile::<2>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue),
+                        _ => tile::<1>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue),
+                    }
+                    t += 8 * v;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", cebra_avx512))]
+// Compiled only by Rust >= 1.89 (see build.rs), where these intrinsics are stable.
+#[allow(clippy::needless_range_loop, clippy::incompatible_msrv)]
+mod avx512 {
+    use super::{Epilogue, PANEL, PREFETCH_CHANNELS, TILE_LINES};
+    use crate::stream::kernels::avx512::gelu16;
+    use std::arch::x86_64::*;
+
+    /// One panel (8 output channels) times `V` 16-step vectors: 24 accumulators at most, with the
+    /// loaded input vectors and one broadcast weight within the 32 registers.
+    ///
+    /// # Safety
+    /// AVX-512F available; pointers as for the AVX2 tile.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const V: usize>(
+        w: *const f32, bias: *const f32, cin: usize, k: usize, x: *const f32, ldx: usize, y: *mut f32, ldy: usize, o0: usize,
+        epilogue: Epilogue,
+    ) {
+        // SAFETY (whole body): every offset is below the bounds the caller guarantees.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; PANEL];
+            for r in 0..PANEL {
+                acc[r] = [_mm512_set1_ps(*bias.add(r)); V];
+            }
+            let mut wp = w;
+            // One loop over the window (channel by channel, kernel steps within), so that the
+            // accumulators stay in registers.
+            let (mut xc, mut j) = (x, 0);
+            for _ in 0..cin * k {
+                let xv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(xc.add(j + 16 * v)));
+                for r in 0..PANEL {
+                    let b = _mm512_set1_ps(*wp.add(r));
+                    for v in 0..V {
+                        acc[r][v] = _mm512_fmadd_ps(xv[v], b, acc[r][v]);
+                    }
+                }
+                wp = wp.add(PANEL);
+                j += 1;
+                if j == k {
+                    j = 0;
+                    xc = xc.add(ldx);
+                    // The tile's rows are far apart (one per channel) and read once per panel:
+                    // ask for a later channel's row now, so that it is in L1 when its turn comes.
+                    let ahead = xc.wrapping_add(PREFETCH_CHANNELS * ldx);
+                    for line in 0..TILE_LINES {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16 * line).cast());
+                    }
+                }
+            }
+            for r in 0..PANEL {
+                for v in 0..V {
+                    _mm512_storeu_ps(y.add(r * ldy + 16 * v), acc[r][v]);
+                }
+            }
+            if epilogue == Epilogue::default() {
+                return;
+            }
+            // From the stored tile (in L1): done on the registers, the epilogue's size would keep
+            // the compiler from unrolling it and so from keeping the accumulators in registers.
+            for r in 0..PANEL {
+                let skip = epilogue.skip.filter(|s| o0 + r < s.channels);
+                for v in 0..V {
+                    let at = y.add(r * ldy + 16 * v);
+                    let mut val = _mm512_loadu_ps(at);
+                    if epilogue.gelu_before_skip {
+                        val = gelu16(val);
+                    }
+                    if let Some(s) = skip {
+                        val = _mm512_add_ps(val, _mm512_loadu_ps(x.add((o0 + r) * ldx + s.shift + 16 * v)));
+                    }
+                    if epilogue.gelu_after_skip {
+                        val = gelu16(val);
+                    }
+                    _mm512_storeu_ps(at, val);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX-512F, AVX2 and FMA available; slice lengths as checked by `super::conv`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn conv(
+        panels: &[f32], bias: &[f32], cin: usize, k: usize, cp: usize, x: &[f32], ldx: usize, len: usize, y: &mut [f32], ldy: usize,
+        epilogue: Epilogue,
+    ) {
+        let kk = cin * k;
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        // SAFETY: o0 + 8 <= cp and t + 16V <= len rounded up to 16: inside the checked lengths.
+        unsafe {
+            for o0 in (0..cp).step_by(PANEL) {
+                let (w, b) = (panels.as_ptr().add((o0 / PANEL) * kk * PANEL), bias.as_ptr().add(o0));
+                let mut t = 0;
+                while t < len {
+                    let (xt, yt) = (xp.add(t), yp.add(o0 * ldy + t));
+                    let v = (len - t).div_ceil(16).min(3);
+                    match v {
+                        3 => tile::<3>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue),
+                        2 => tile::<2>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue),
+                        _ => tile::<1>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue),
+                    }
+                    t += 16 * v;
+                }
+            }
+        }
+    }
+}
+
+/// Floats per channel row for a chunk of `rows` input steps through kernels of at most
+/// `max_kernel` steps: every tile reads less than `rows` rounded up to 16, plus the kernel.
+fn leading_dim(rows: usize, max_kernel: usize) -> usize {
+    let ld = rows.next_multiple_of(LANES) + max_kernel.next_multiple_of(LANES);
+    // An odd number of 64-byte lines per row, so that the rows of a tile fall in different cache
+    // sets (a power-of-two stride would put them all in one).
+    if (ld / LANES).is_multiple_of(2) { ld + LANES } else { ld }
+}
+
+/// Reusable buffers for [`Plan::run_block`].
+#[derive(Debug, Default)]
+pub struct BlockScratch {
+    /// The input, channel-major.
+    x: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    /// One value per time step (the norms of [`Pointwise::Norm`]).
+    per_step: Vec<f32>,
+}
+
+/// How a stage's elementwise operations run: fused into the product where the kernels can
+/// (`epilogue`), the rest afterwards over the stored rows.
+struct Schedule<'a> {
+    epilogue: Epilogue,
+    /// Operations inside the skip block left to run over the rows (then the skip is too).
+    inner: &'a [Pointwise],
+    outer: &'a [Pointwise],
+}
+
+fn schedule(stage: &Stage) -> Schedule<'_> {
+    let fusable = stage.inner.is_empty() || stage.inner == [Pointwise::Gelu];
+    if !fusable {
+        return Schedule { epilogue: Epilogue::default(), inner: &stage.inner, outer: &stage.outer };
+    }
+    let gelu_after_skip = stage.outer.first() == Some(&Pointwise::Gelu);
+    Schedule {
+        epilogue: Epilogue {
+            gelu_before_skip: !stage.inner.is_empty(),
+            skip: stage.skip.map(|shift| Skip { shift, channels: stage.in_channels.min(stage.out_channels) }),
+            gelu_after_skip,
+        },
+        inner: &[],
+        outer: &stage.outer[usize::from(gelu_after_skip)..],
+    }
+}
+
+/// Elementwise operations over the first `len` steps of `channels` channel rows of `ld` floats.
+fn apply_rows(isa: Isa, ops: &[Pointwise], buf: &mut [f32], ld: usize, channels: usize, len: usize, per_step: &mut Vec<f32>) {
+    for op in ops {
+        if *op == Pointwise::Norm {
+            // Summed over channels in channel order, as the per-step code does.
+            per_step.clear();
+            per_step.resize(len, 0.0);
+            for r in buf.chunks(ld).take(channels) {
+                per_step.iter_mut().zip(&r[..len]).for_each(|(s, v)| *s += v * v);
+            }
+            per_step.iter_mut().for_each(|s| *s = s.sqrt());
+        }
+        let rows = buf.chunks_mut(ld).take(channels).map(|r| &mut r[..len]);
+        match *op {
+            Pointwise::Gelu => rows.for_each(|r| kernels::gelu_inplace(isa, r)),
+            Pointwise::Tanh => rows.for_each(|r| r.iter_mut().for_each(|v| *v = v.tanh())),
+            Pointwise::Clamp(lo, hi) => rows.for_each(|r| r.iter_mut().for_each(|v| *v = super::plan::clamp_like_torch(*v, lo, hi))),
+            Pointwise::Norm => rows.for_each(|r| r.iter_mut().zip(per_step.iter()).for_each(|(v, n)| *v /= n)),
+        }
+    }
+}
+
+/// `x[c * ld + t] = input[t * n + c]`.
+fn to_channel_major(isa: Isa, input: &[f32], n: usize, x: &mut [f32], ld: usize) {
+    let rows = input.len() / n;
+    assert!(x.len() >= (n - 1) * ld + rows, "channel-major buffer too short");
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        // SAFETY: AVX is available (checked with AVX2 by `Isa::detect`); the lengths are checked above.
+        unsafe { transpose8::blocks(input, n, x, ld) };
+        done = rows - rows % 8;
+    }
+    for (t, row) in input.chunks_exact(n).enumerate().skip(done) {
+        for (c, v) in row.iter().enumerate() {
+            x[c * ld + t] = *v;
+        }
+    }
+    // Channels past the last whole 8 of the rows done in blocks.
+    if done > 0 {
+        for (t, row) in input.chunks_exact(n).enumerate().take(done) {
+            for (c, v) in row.iter().enumerate().skip(n - n % 8) {
+                x[c * ld + t] = *v;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod transpose8 {
+    use std::arch::x86_64::*;
+
+    /// Transposes every whole 8 x 8 block (8 time steps of 8 channels) of `input` (rows of `n`)
+    /// into `x` (rows of `ld`), in registers: each store writes 8 consecutive steps of a channel,
+    /// where element-wise copying would touch a different cache line at every store.
+    ///
+    /// # Safety
+    /// AVX available; `x.len() >= (n - 1) * ld + input.len() / n`.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn blocks(input: &[f32], n: usize, x: &mut [f32], ld: usize) {
+        let rows = input.len() / n;
+        let (ip, xp) = (input.as_ptr(), x.as_mut_ptr());
+        // SAFETY: t + 8 <= rows and c + 8 <= n: every load is inside `input`, every store inside
+        // `x` by the caller's guarantee.
+        unsafe {
+            for t in (0..rows - rows % 8).step_by(8) {
+                for c in (0..n - n % 8).step_by(8) {
+                    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(ip.add((t + i) * n + c)));
+                    let a0 = _mm256_unpacklo_ps(r[0], r[1]);
+                    let a1 = _mm256_unpackhi_ps(r[0], r[1]);
+                    let a2 = _mm256_unpacklo_ps(r[2], r[3]);
+                    let a3 = _mm256_unpackhi_ps(r[2], r[3]);
+                    let a4 = _mm256_unpacklo_ps(r[4], r[5]);
+                    let a5 = _mm256_unpackhi_ps(r[4], r[5]);
+                    let a6 = _mm256_unpacklo_ps(r[6], r[7]);
+                    let a7 = _mm256_unpackhi_ps(r[6], r[7]);
+                    let b0 = _mm256_shuffle_ps::<0x44>(a0, a2);
+                    let b1 = _mm256_shuffle_ps::<0xEE>(a0, a2);
+                    let b2 = _mm256_shuffle_ps::<0x44>(a1, a3);
+                    let b3 = _mm256_shuffle_ps::<0xEE>(a1, a3);
+                    let b4 = _mm256_shuffle_ps::<0x44>(a4, a6);
+                    let b5 = _mm256_shuffle_ps::<0xEE>(a4, a6);
+                    let b6 = _mm256_shuffle_ps::<0x44>(a5, a7);
+                    let b7 = _mm256_shuffle_ps::<0xEE>(a5, a7);
+                    let cols = [
+                        _mm256_permute2f128_ps::<0x20>(b0, b4),
+                        _mm256_permute2f128_ps::<0x20>(b1, b5),
+                        _mm256_permute2f128_ps::<0x20>(b2, b6),
+                        _mm256_permute2f128_ps::<0x20>(b3, b7),
+                        _mm256_permute2f128_ps::<0x31>(b0, b4),
+                        _mm256_permute2f128_ps::<0x31>(b1, b5),
+                        _mm256_permute2f128_ps::<0x31>(b2, b6),
+                        _mm256_permute2f128_ps::<0x31>(b3, b7),
+                    ];
+                    for (i, col) in cols.into_iter().enumerate() {
+                        _mm256_storeu_ps(xp.add((c + i) * ld + t), col);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// See [`Plan::run_block`].
+pub(super) fn run_block(plan: &Plan, input: &[f32], rows: usize, out: &mut [f32], scratch: &mut BlockScratch) {
+    let out_rows = rows + 1 - plan.receptive_field;
+    let n = plan.num_input;
+    let max_kernel = plan.stages.iter().map(|s| s.kernel).max().unwrap_or(1);
+    let ld = leading_dim(rows, max_kernel);
+    let BlockScratch { x, a, b, per_step } = scratch;
+    for (buf, channels) in [(&mut *x, n), (&mut *a, plan.max_stride()), (&mut *b, plan.max_stride())] {
+        if buf.len() < channels * ld {
+            buf.resize(channels * ld, 0.0);
+        }
+    }
+    to_channel_major(plan.isa, &input[..rows * n], n, x, ld);
+    let mut len = rows;
+    for (i, stage) in plan.stages.iter().enumerate() {
+        let (src, dst): (&[f32], &mut [f32]) = match i {
+            0 => (&x[..], &mut a[..]),
+            _ if i % 2 == 1 => (&a[..], &mut b[..]),
+            _ => (&b[..], &mut a[..]),
+        };
+        len = len + 1 - stage.kernel;
+        let cp = stage.out_stride;
+        let plan_ops = schedule(stage);
+        let isa = plan.isa;
+        conv(isa, &stage.panels, &stage.bias, stage.in_channels, stage.kernel, cp, src, ld, len, dst, ld, plan_ops.epilogue);
+        if !plan_ops.inner.is_empty() {
+            apply_rows(isa, plan_ops.inner, dst, ld, stage.out_channels, len, per_step);
+            if let Some(shift) = stage.skip {
+                for c in 0..stage.in_channels.min(stage.out_channels) {
+                    let id = &src[c * ld + shift..][..len];
+                    dst[c * ld..][..len].iter_mut().zip(id).for_each(|(d, s)| *d += s);
+                }
+            }
+        }
+        apply_rows(isa, plan_ops.outer, dst, ld, stage.out_channels, len, per_step);
+    }
+    debug_assert_eq!(len, out_rows);
+    let result = if plan.stages.len() % 2 == 1 { &a[..] } else { &b[..] };
+    let o = plan.num_output;
+    for (t, row) in out[..out_rows * o].chunks_exact_mut(o).enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = result[c * ld + t];
+        }
+    }
+}
