@@ -23,9 +23,17 @@ const LANES: usize = 16;
 #[cfg(target_arch = "x86_64")]
 const PREFETCH_CHANNELS: usize = 4;
 
-/// Cache lines of one channel row in the widest tile (48 steps, unaligned, plus the kernel).
+/// Asks for the cache lines of one channel row of the widest tile (48 steps, unaligned, plus the
+/// kernel): the tile's rows are far apart (one per channel) and read once per panel, so a later
+/// channel's row is requested while this one is used.
 #[cfg(target_arch = "x86_64")]
-const TILE_LINES: usize = 4;
+#[inline]
+fn prefetch_row(row: *const f32) {
+    for line in 0..4 {
+        // SAFETY: a prefetch never faults, whatever the address.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(row.wrapping_add(16 * line).cast()) };
+    }
+}
 
 /// Re-lays `(out, in, kernel)` row-major weights as panels of [`PANEL`] output channels: panel `p`
 /// holds, for each window entry `i = c * kernel + j` in turn, the weights of channels
@@ -68,7 +76,7 @@ pub(crate) struct Epilogue {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv(
     isa: Isa, panels: &[f32], bias: &[f32], cin: usize, k: usize, cp: usize, x: &[f32], ldx: usize, len: usize, y: &mut [f32],
-    ldy: usize, epilogue: Epilogue,
+    ldy: usize, epilogue: Epilogue, upcoming: &[f32],
 ) {
     assert!(cp.is_multiple_of(PANEL) && cp > 0 && cin > 0 && k > 0, "bad product shape");
     assert!(panels.len() >= cp * cin * k && bias.len() >= cp, "weights too short");
@@ -86,10 +94,11 @@ pub(crate) fn conv(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the lengths were checked above (every access below stays inside them) and
         // `Isa::Avx2Fma` is only ever created by `Isa::detect` after checking the CPU features.
-        Isa::Avx2Fma => unsafe { avx2::conv(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue) },
+        Isa::Avx2Fma => unsafe { avx2::conv(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue, Upcoming::new(upcoming)) },
         #[cfg(all(target_arch = "x86_64", cebra_avx512))]
         // SAFETY: as above; `Isa::Avx512` is only created after checking AVX-512F, AVX2 and FMA.
-        Isa::Avx512 => unsafe { avx512::conv(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue) },
+        Isa::Avx512 => unsafe { avx512::conv(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue, Upcoming::new(upcoming)) },
+        // Nothing to overlap on the scalar path: the product dominates it.
         _ => conv_scalar(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue),
     }
 }
@@ -129,9 +138,31 @@ fn conv_scalar(
 // Register-array indices read more plainly than iterator chains in these kernels.
 #[allow(clippy::needless_range_loop)]
 mod avx2 {
-    use super::{Epilogue, PANEL, PREFETCH_CHANNELS, TILE_LINES};
+    use super::{prefetch_row, Epilogue, Upcoming, PANEL, PREFETCH_CHANNELS};
     use crate::stream::kernels::avx2::gelu8;
     use std::arch::x86_64::*;
+
+    /// Output channels per tile: 4 x 3 accumulators leave 4 of the 16 registers.
+    const R: usize = 4;
+
+    /// Adds one window entry to a tile: input vectors from `xi`, the panel's weights from `wi`.
+    ///
+    /// # Safety
+    /// As the tile.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn step<const V: usize>(acc: &mut [[__m256; V]; R], xi: *const f32, wi: *const f32) {
+        // SAFETY: inside the tile's bounds, as the caller guarantees.
+        unsafe {
+            let xv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(xi.add(8 * v)));
+            for r in 0..R {
+                let b = _mm256_set1_ps(*wi.add(r));
+                for v in 0..V {
+                    acc[r][v] = _mm256_fmadd_ps(xv[v], b, acc[r][v]);
+                }
+            }
+        }
+    }
 
     /// Output channels `r0..r0 + 4` of one panel times `V` 8-step vectors (12 accumulators of the
     /// 16 registers at most).
@@ -143,11 +174,10 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const V: usize>(
+    unsafe fn tile<const V: usize, const K: usize>(
         w: *const f32, bias: *const f32, r0: usize, cin: usize, k: usize, x: *const f32, ldx: usize, y: *mut f32, ldy: usize,
-        o0: usize, epilogue: Epilogue,
+        o0: usize, epilogue: Epilogue, mut upcoming: Upcoming,
     ) {
-        const R: usize = 4;
         // SAFETY (whole body): every offset is below the bounds the caller guarantees.
         unsafe {
             let mut acc = [[_mm256_setzero_ps(); V]; R];
@@ -155,27 +185,31 @@ mod avx2 {
                 acc[r] = [_mm256_set1_ps(*bias.add(r)); V];
             }
             let mut wp = w.add(r0);
-            // One loop over the window (channel by channel, kernel steps within), so that the
-            // accumulators stay in registers.
-            let (mut xc, mut j) = (x, 0);
-            for _ in 0..cin * k {
-                let xv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(xc.add(j + 8 * v)));
-                for r in 0..R {
-                    let b = _mm256_set1_ps(*wp.add(r));
-                    for v in 0..V {
-                        acc[r][v] = _mm256_fmadd_ps(xv[v], b, acc[r][v]);
+            if K > 0 {
+                // Channel by channel, the kernel's steps unrolled.
+                let mut xc = x;
+                for _ in 0..cin {
+                    prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
+                    upcoming.touch();
+                    for j in 0..K {
+                        step::<V>(&mut acc, xc.add(j), wp.add(j * PANEL));
                     }
-                }
-                wp = wp.add(PANEL);
-                j += 1;
-                if j == k {
-                    j = 0;
                     xc = xc.add(ldx);
-                    // The tile's rows are far apart (one per channel) and read once per panel:
-                    // ask for a later channel's row now, so that it is in L1 when its turn comes.
-                    let ahead = xc.wrapping_add(PREFETCH_CHANNELS * ldx);
-                    for line in 0..TILE_LINES {
-                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16 * line).cast());
+                    wp = wp.add(K * PANEL);
+                }
+            } else {
+                // One loop over the window (channel by channel, kernel steps within), so that the
+                // accumulators stay in registers.
+                let (mut xc, mut j) = (x, 0);
+                for _ in 0..cin * k {
+                    step::<V>(&mut acc, xc.add(j), wp);
+                    wp = wp.add(PANEL);
+                    j += 1;
+                    if j == k {
+                        j = 0;
+                        xc = xc.add(ldx);
+                        prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
+                        upcoming.touch();
                     }
                 }
             }
@@ -189,21 +223,22 @@ mod avx2 {
             }
             // From the stored tile (in L1): done on the registers, the epilogue's size would keep
             // the compiler from unrolling it and so from keeping the accumulators in registers.
+            // A row's vectors at once: independent chains for the long GELU latency.
             for r in 0..R {
-                let skip = epilogue.skip.filter(|s| o0 + r < s.channels);
+                let at = y.add(r * ldy);
+                let mut vals: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(at.add(8 * v)));
+                if epilogue.gelu_before_skip {
+                    vals = vals.map(|v| gelu8(v));
+                }
+                if let Some(s) = epilogue.skip.filter(|s| o0 + r < s.channels) {
+                    let id = x.add((o0 + r) * ldx + s.shift);
+                    vals = std::array::from_fn(|v| _mm256_add_ps(vals[v], _mm256_loadu_ps(id.add(8 * v))));
+                }
+                if epilogue.gelu_after_skip {
+                    vals = vals.map(|v| gelu8(v));
+                }
                 for v in 0..V {
-                    let at = y.add(r * ldy + 8 * v);
-                    let mut val = _mm256_loadu_ps(at);
-                    if epilogue.gelu_before_skip {
-                        val = gelu8(val);
-                    }
-                    if let Some(s) = skip {
-                        val = _mm256_add_ps(val, _mm256_loadu_ps(x.add((o0 + r) * ldx + s.shift + 8 * v)));
-                    }
-                    if epilogue.gelu_after_skip {
-                        val = gelu8(val);
-                    }
-                    _mm256_storeu_ps(at, val);
+                    _mm256_storeu_ps(at.add(8 * v), vals[v]);
                 }
             }
         }
@@ -215,10 +250,12 @@ mod avx2 {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn conv(
         panels: &[f32], bias: &[f32], cin: usize, k: usize, cp: usize, x: &[f32], ldx: usize, len: usize, y: &mut [f32], ldy: usize,
-        epilogue: Epilogue,
+        epilogue: Epilogue, upcoming: Upcoming,
     ) {
         let kk = cin * k;
         let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        let tiles = (cp / 4) * len.div_ceil(3 * 8);
+        let mut tile_index = 0;
         // SAFETY: o0 + 4 <= cp and t + 8V <= len rounded up to 16: inside the checked lengths.
         unsafe {
             for o0 in (0..cp).step_by(4) {
@@ -228,12 +265,23 @@ mod avx2 {
                 while t < len {
                     let (xt, yt) = (xp.add(t), yp.add(o0 * ldy + t));
                     let v = (len - t).div_ceil(8).min(3);
+                    macro_rules! run {
+                        ($v:literal) => {
+                            match k {
+                                1 => tile::<$v, 1>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
+                                2 => tile::<$v, 2>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
+                                3 => tile::<$v, 3>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
+                                _ => tile::<$v, 0>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
+                            }
+                        };
+                    }
                     match v {
-                        3 => tile::<3>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue),
-                        2 => tile::<2>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue),
-                        _ => tile::<1>(w, b, r0, cin, k, xt, ldx, yt, ldy, o0, epilogue),
+                        3 => run!(3),
+                        2 => run!(2),
+                        _ => run!(1),
                     }
                     t += 8 * v;
+                    tile_index += 1;
                 }
             }
         }
@@ -244,9 +292,28 @@ mod avx2 {
 // Compiled only by Rust >= 1.89 (see build.rs), where these intrinsics are stable.
 #[allow(clippy::needless_range_loop, clippy::incompatible_msrv)]
 mod avx512 {
-    use super::{Epilogue, PANEL, PREFETCH_CHANNELS, TILE_LINES};
-    use crate::stream::kernels::avx512::gelu16;
+    use super::{prefetch_row, Epilogue, Upcoming, PANEL, PREFETCH_CHANNELS};
+    use crate::stream::kernels::avx512::gelu16_with;
     use std::arch::x86_64::*;
+
+    /// Adds one window entry to a tile: input vectors from `xi`, the panel's weights from `wi`.
+    ///
+    /// # Safety
+    /// As the tile.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn step<const V: usize>(acc: &mut [[__m512; V]; PANEL], xi: *const f32, wi: *const f32) {
+        // SAFETY: inside the tile's bounds, as the caller guarantees.
+        unsafe {
+            let xv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(xi.add(16 * v)));
+            for r in 0..PANEL {
+                let b = _mm512_set1_ps(*wi.add(r));
+                for v in 0..V {
+                    acc[r][v] = _mm512_fmadd_ps(xv[v], b, acc[r][v]);
+                }
+            }
+        }
+    }
 
     /// One panel (8 output channels) times `V` 16-step vectors: 24 accumulators at most, with the
     /// loaded input vectors and one broadcast weight within the 32 registers.
@@ -256,9 +323,9 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const V: usize>(
+    unsafe fn tile<const V: usize, const K: usize>(
         w: *const f32, bias: *const f32, cin: usize, k: usize, x: *const f32, ldx: usize, y: *mut f32, ldy: usize, o0: usize,
-        epilogue: Epilogue,
+        epilogue: Epilogue, mut upcoming: Upcoming,
     ) {
         // SAFETY (whole body): every offset is below the bounds the caller guarantees.
         unsafe {
@@ -267,27 +334,31 @@ mod avx512 {
                 acc[r] = [_mm512_set1_ps(*bias.add(r)); V];
             }
             let mut wp = w;
-            // One loop over the window (channel by channel, kernel steps within), so that the
-            // accumulators stay in registers.
-            let (mut xc, mut j) = (x, 0);
-            for _ in 0..cin * k {
-                let xv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(xc.add(j + 16 * v)));
-                for r in 0..PANEL {
-                    let b = _mm512_set1_ps(*wp.add(r));
-                    for v in 0..V {
-                        acc[r][v] = _mm512_fmadd_ps(xv[v], b, acc[r][v]);
+            if K > 0 {
+                // Channel by channel, the kernel's steps unrolled.
+                let mut xc = x;
+                for _ in 0..cin {
+                    prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
+                    upcoming.touch();
+                    for j in 0..K {
+                        step::<V>(&mut acc, xc.add(j), wp.add(j * PANEL));
                     }
-                }
-                wp = wp.add(PANEL);
-                j += 1;
-                if j == k {
-                    j = 0;
                     xc = xc.add(ldx);
-                    // The tile's rows are far apart (one per channel) and read once per panel:
-                    // ask for a later channel's row now, so that it is in L1 when its turn comes.
-                    let ahead = xc.wrapping_add(PREFETCH_CHANNELS * ldx);
-                    for line in 0..TILE_LINES {
-                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16 * line).cast());
+                    wp = wp.add(K * PANEL);
+                }
+            } else {
+                // One loop over the window (channel by channel, kernel steps within), so that the
+                // accumulators stay in registers.
+                let (mut xc, mut j) = (x, 0);
+                for _ in 0..cin * k {
+                    step::<V>(&mut acc, xc.add(j), wp);
+                    wp = wp.add(PANEL);
+                    j += 1;
+                    if j == k {
+                        j = 0;
+                        xc = xc.add(ldx);
+                        prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
+                        upcoming.touch();
                     }
                 }
             }
@@ -301,21 +372,22 @@ mod avx512 {
             }
             // From the stored tile (in L1): done on the registers, the epilogue's size would keep
             // the compiler from unrolling it and so from keeping the accumulators in registers.
+            // A row's vectors at once: independent chains for the long GELU latency.
             for r in 0..PANEL {
-                let skip = epilogue.skip.filter(|s| o0 + r < s.channels);
+                let at = y.add(r * ldy);
+                let mut vals: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(at.add(16 * v)));
+                if epilogue.gelu_before_skip {
+                    vals = vals.map(|v| gelu16_with::<true>(v));
+                }
+                if let Some(s) = epilogue.skip.filter(|s| o0 + r < s.channels) {
+                    let id = x.add((o0 + r) * ldx + s.shift);
+                    vals = std::array::from_fn(|v| _mm512_add_ps(vals[v], _mm512_loadu_ps(id.add(16 * v))));
+                }
+                if epilogue.gelu_after_skip {
+                    vals = vals.map(|v| gelu16_with::<true>(v));
+                }
                 for v in 0..V {
-                    let at = y.add(r * ldy + 16 * v);
-                    let mut val = _mm512_loadu_ps(at);
-                    if epilogue.gelu_before_skip {
-                        val = gelu16(val);
-                    }
-                    if let Some(s) = skip {
-                        val = _mm512_add_ps(val, _mm512_loadu_ps(x.add((o0 + r) * ldx + s.shift + 16 * v)));
-                    }
-                    if epilogue.gelu_after_skip {
-                        val = gelu16(val);
-                    }
-                    _mm512_storeu_ps(at, val);
+                    _mm512_storeu_ps(at.add(16 * v), vals[v]);
                 }
             }
         }
@@ -327,10 +399,12 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn conv(
         panels: &[f32], bias: &[f32], cin: usize, k: usize, cp: usize, x: &[f32], ldx: usize, len: usize, y: &mut [f32], ldy: usize,
-        epilogue: Epilogue,
+        epilogue: Epilogue, upcoming: Upcoming,
     ) {
         let kk = cin * k;
         let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        let tiles = (cp / PANEL) * len.div_ceil(3 * 16);
+        let mut tile_index = 0;
         // SAFETY: o0 + 8 <= cp and t + 16V <= len rounded up to 16: inside the checked lengths.
         unsafe {
             for o0 in (0..cp).step_by(PANEL) {
@@ -339,14 +413,60 @@ mod avx512 {
                 while t < len {
                     let (xt, yt) = (xp.add(t), yp.add(o0 * ldy + t));
                     let v = (len - t).div_ceil(16).min(3);
+                    macro_rules! run {
+                        ($v:literal) => {
+                            match k {
+                                1 => tile::<$v, 1>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
+                                2 => tile::<$v, 2>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
+                                3 => tile::<$v, 3>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
+                                _ => tile::<$v, 0>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
+                            }
+                        };
+                    }
                     match v {
-                        3 => tile::<3>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue),
-                        2 => tile::<2>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue),
-                        _ => tile::<1>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue),
+                        3 => run!(3),
+                        2 => run!(2),
+                        _ => run!(1),
                     }
                     t += 16 * v;
+                    tile_index += 1;
                 }
             }
+        }
+    }
+}
+
+/// Memory the caller reads after this product (the next chunk of a recording), pulled towards
+/// the cache a line at a time while the product computes, so that it arrives without a wait of
+/// its own: the product is bound by arithmetic, reading a recording from memory by latency.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Upcoming {
+    at: *const f32,
+    lines: usize,
+}
+
+impl Upcoming {
+    fn new(region: &[f32]) -> Upcoming {
+        Upcoming { at: region.as_ptr(), lines: region.len().div_ceil(16) }
+    }
+
+    /// Tile `index`'s share of `tiles`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn share(self, index: usize, tiles: usize) -> Upcoming {
+        let each = self.lines.div_ceil(tiles.max(1));
+        let first = (index * each).min(self.lines);
+        Upcoming { at: self.at.wrapping_add(first * 16), lines: each.min(self.lines - first) }
+    }
+
+    /// Requests the next line (to the second-level cache), if any is left.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn touch(&mut self) {
+        if self.lines > 0 {
+            // SAFETY: a prefetch never faults, whatever the address.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(self.at.cast()) };
+            self.at = self.at.wrapping_add(16);
+            self.lines -= 1;
         }
     }
 }
@@ -449,6 +569,9 @@ fn to_channel_major(isa: Isa, input: &[f32], n: usize, x: &mut [f32], ld: usize)
 mod transpose8 {
     use std::arch::x86_64::*;
 
+    /// How far ahead (in time steps) the input is prefetched.
+    const PREFETCH_ROWS: usize = 24;
+
     /// Transposes every whole 8 x 8 block (8 time steps of 8 channels) of `input` (rows of `n`)
     /// into `x` (rows of `ld`), in registers: each store writes 8 consecutive steps of a channel,
     /// where element-wise copying would touch a different cache line at every store.
@@ -463,7 +586,13 @@ mod transpose8 {
         // `x` by the caller's guarantee.
         unsafe {
             for t in (0..rows - rows % 8).step_by(8) {
+                // The recording comes from memory: ask for the rows of a later block ahead, a few
+                // lines per block of channels (their 8 rows are one contiguous stretch).
+                let ahead = ip.wrapping_add((t + PREFETCH_ROWS) * n);
                 for c in (0..n - n % 8).step_by(8) {
+                    for line in 0..4 {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(c * 8 + 16 * line).cast());
+                    }
                     let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(ip.add((t + i) * n + c)));
                     let a0 = _mm256_unpacklo_ps(r[0], r[1]);
                     let a1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -500,18 +629,25 @@ mod transpose8 {
     }
 }
 
+/// `len` floats of `buf` from a 64-byte boundary: with `ld` a multiple of 16, every tile's
+/// vectors then start on a cache line (except where the kernel shifts them), and a store read
+/// back by the epilogue is not split across two lines.
+fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len + LANES {
+        buf.resize(len + LANES, 0.0);
+    }
+    let skip = buf.as_ptr().align_offset(64).min(LANES);
+    &mut buf[skip..skip + len]
+}
+
 /// See [`Plan::run_block`].
-pub(super) fn run_block(plan: &Plan, input: &[f32], rows: usize, out: &mut [f32], scratch: &mut BlockScratch) {
+pub(super) fn run_block(plan: &Plan, input: &[f32], rows: usize, out: &mut [f32], scratch: &mut BlockScratch, upcoming: &[f32]) {
     let out_rows = rows + 1 - plan.receptive_field;
     let n = plan.num_input;
     let max_kernel = plan.stages.iter().map(|s| s.kernel).max().unwrap_or(1);
     let ld = leading_dim(rows, max_kernel);
     let BlockScratch { x, a, b, per_step } = scratch;
-    for (buf, channels) in [(&mut *x, n), (&mut *a, plan.max_stride()), (&mut *b, plan.max_stride())] {
-        if buf.len() < channels * ld {
-            buf.resize(channels * ld, 0.0);
-        }
-    }
+    let (x, a, b) = (aligned(x, n * ld), aligned(a, plan.max_stride() * ld), aligned(b, plan.max_stride() * ld));
     to_channel_major(plan.isa, &input[..rows * n], n, x, ld);
     let mut len = rows;
     for (i, stage) in plan.stages.iter().enumerate() {
@@ -524,7 +660,8 @@ pub(super) fn run_block(plan: &Plan, input: &[f32], rows: usize, out: &mut [f32]
         let cp = stage.out_stride;
         let plan_ops = schedule(stage);
         let isa = plan.isa;
-        conv(isa, &stage.panels, &stage.bias, stage.in_channels, stage.kernel, cp, src, ld, len, dst, ld, plan_ops.epilogue);
+        let upcoming = if i == 0 { upcoming } else { &[] };
+        conv(isa, &stage.panels, &stage.bias, stage.in_channels, stage.kernel, cp, src, ld, len, dst, ld, plan_ops.epilogue, upcoming);
         if !plan_ops.inner.is_empty() {
             apply_rows(isa, plan_ops.inner, dst, ld, stage.out_channels, len, per_step);
             if let Some(shift) = stage.skip {

@@ -434,6 +434,15 @@ pub(super) mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(in crate::stream) fn gelu16(x: __m512) -> __m512 {
+        gelu16_with::<false>(x)
+    }
+
+    /// [`gelu16`], with `RECIPROCAL`: `p / q` as `p` times a reciprocal estimate refined by one
+    /// Newton step (within 2 ulp of the quotient), which keeps the divider, slow on 16 lanes, out
+    /// of the whole-chunk kernels.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(in crate::stream) fn gelu16_with<const RECIPROCAL: bool>(x: __m512) -> __m512 {
         let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
         let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-ERF_CLAMP)), _mm512_set1_ps(ERF_CLAMP));
         let z2 = _mm512_mul_ps(z, z);
@@ -445,7 +454,13 @@ pub(super) mod avx512 {
         for &c in &ERF_Q[1..] {
             q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(c));
         }
-        let erf = _mm512_div_ps(_mm512_mul_ps(z, p), q);
+        let erf = if RECIPROCAL {
+            let r = _mm512_rcp14_ps(q);
+            let r = _mm512_fmadd_ps(_mm512_fnmadd_ps(q, r, _mm512_set1_ps(1.0)), r, r);
+            _mm512_mul_ps(_mm512_mul_ps(z, p), r)
+        } else {
+            _mm512_div_ps(_mm512_mul_ps(z, p), q)
+        };
         let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(z, _mm512_setzero_ps());
         let one = _mm512_mask_blend_ps(negative, _mm512_set1_ps(1.0), _mm512_set1_ps(-1.0));
         let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(z), _mm512_set1_ps(ERF_ONE));

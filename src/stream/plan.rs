@@ -236,9 +236,15 @@ impl Plan {
     /// `rows - receptive_field + 1` output rows (`num_output` floats each) to `out`, on the
     /// whole-chunk kernels of [`super::block`].
     pub fn run_block(&self, input: &[f32], rows: usize, out: &mut [f32], scratch: &mut BlockScratch) {
+        self.run_block_before(input, rows, out, scratch, &[]);
+    }
+
+    /// [`Plan::run_block`] that also pulls `upcoming` (what the caller reads next, such as the next
+    /// chunk of a recording in memory) into the cache while it computes.
+    pub fn run_block_before(&self, input: &[f32], rows: usize, out: &mut [f32], scratch: &mut BlockScratch, upcoming: &[f32]) {
         assert!(rows >= self.receptive_field && input.len() >= rows * self.num_input, "input too short");
         assert!(out.len() >= (rows + 1 - self.receptive_field) * self.num_output, "output too short");
-        super::block::run_block(self, input, rows, out, scratch);
+        super::block::run_block(self, input, rows, out, scratch, upcoming);
     }
 }
 
