@@ -323,7 +323,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const V: usize, const K: usize>(
+    unsafe fn tile<const V: usize, const K: usize, const PREFETCH: bool>(
         w: *const f32, bias: *const f32, cin: usize, k: usize, x: *const f32, ldx: usize, y: *mut f32, ldy: usize, o0: usize,
         epilogue: Epilogue, mut upcoming: Upcoming,
     ) {
@@ -338,8 +338,12 @@ mod avx512 {
                 // Channel by channel, the kernel's steps unrolled.
                 let mut xc = x;
                 for _ in 0..cin {
-                    prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
-                    upcoming.touch();
+                    if PREFETCH {
+                        if PREFETCH {
+                            prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
+                            upcoming.touch();
+                        }
+                    }
                     for j in 0..K {
                         step::<V>(&mut acc, xc.add(j), wp.add(j * PANEL));
                     }
@@ -357,8 +361,10 @@ mod avx512 {
                     if j == k {
                         j = 0;
                         xc = xc.add(ldx);
-                        prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
-                        upcoming.touch();
+                        if PREFETCH {
+                            prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
+                            upcoming.touch();
+                        }
                     }
                 }
             }
@@ -405,31 +411,55 @@ mod avx512 {
         let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
         let tiles = (cp / PANEL) * len.div_ceil(3 * 16);
         let mut tile_index = 0;
-        // SAFETY: o0 + 8 <= cp and t + 16V <= len rounded up to 16: inside the checked lengths.
-        unsafe {
-            for o0 in (0..cp).step_by(PANEL) {
+        // Weights and input rows in L1: no prefetching (the caller's upcoming region waits for
+        // the next product that streams).
+        let in_l1 = super::fits_l1(cp, cin, k, 48) && upcoming.lines == 0;
+        // One tile of channels o0..o0 + 8 from step t; returns the steps it covered.
+        let mut tile_at = |o0: usize, t: usize| -> usize {
+            // SAFETY: o0 + 8 <= cp and t + 16V <= len rounded up to 16: inside the checked lengths.
+            unsafe {
                 let (w, b) = (panels.as_ptr().add((o0 / PANEL) * kk * PANEL), bias.as_ptr().add(o0));
+                let (xt, yt) = (xp.add(t), yp.add(o0 * ldy + t));
+                let v = (len - t).div_ceil(16).min(3);
+                let share = upcoming.share(tile_index, tiles);
+                macro_rules! run {
+                    ($v:literal) => {
+                        match (k, in_l1) {
+                            (1, false) => tile::<$v, 1, true>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, share),
+                            (2, false) => tile::<$v, 2, true>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, share),
+                            (3, false) => tile::<$v, 3, true>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, share),
+                            (1, true) => tile::<$v, 1, false>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, share),
+                            (2, true) => tile::<$v, 2, false>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, share),
+                            (3, true) => tile::<$v, 3, false>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, share),
+                            _ => tile::<$v, 0, true>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, share),
+                        }
+                    };
+                }
+                match v {
+                    3 => run!(3),
+                    2 => run!(2),
+                    _ => run!(1),
+                }
+                tile_index += 1;
+                16 * v
+            }
+        };
+        if in_l1 {
+            // All panels and a tile's input rows stay in L1: every panel on one stretch of time.
+            let mut t = 0;
+            while t < len {
+                let mut step = 0;
+                for o0 in (0..cp).step_by(PANEL) {
+                    step = tile_at(o0, t);
+                }
+                t += step;
+            }
+        } else {
+            // One panel (in L1) over the whole chunk, the input streaming from L2.
+            for o0 in (0..cp).step_by(PANEL) {
                 let mut t = 0;
                 while t < len {
-                    let (xt, yt) = (xp.add(t), yp.add(o0 * ldy + t));
-                    let v = (len - t).div_ceil(16).min(3);
-                    macro_rules! run {
-                        ($v:literal) => {
-                            match k {
-                                1 => tile::<$v, 1>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
-                                2 => tile::<$v, 2>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
-                                3 => tile::<$v, 3>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
-                                _ => tile::<$v, 0>(w, b, cin, k, xt, ldx, yt, ldy, o0, epilogue, upcoming.share(tile_index, tiles)),
-                            }
-                        };
-                    }
-                    match v {
-                        3 => run!(3),
-                        2 => run!(2),
-                        _ => run!(1),
-                    }
-                    t += 16 * v;
-                    tile_index += 1;
+                    t += tile_at(o0, t);
                 }
             }
         }
@@ -469,6 +499,13 @@ impl Upcoming {
             self.lines -= 1;
         }
     }
+}
+
+/// Whether all of a product's weights and one tile's input rows (`steps` wide) fit in L1 with
+/// room to spare (32 KiB is the smallest L1 of CPUs with AVX2).
+#[cfg(target_arch = "x86_64")]
+fn fits_l1(cp: usize, cin: usize, k: usize, steps: usize) -> bool {
+    (cp * cin * k + cin * (steps + k + 16)) * 4 <= 24 * 1024
 }
 
 /// Floats per channel row for a chunk of `rows` input steps through kernels of at most

@@ -344,7 +344,7 @@ pub(super) mod avx2 {
 // Compiled only by Rust >= 1.89 (see build.rs), where these intrinsics are stable.
 #[allow(clippy::needless_range_loop, clippy::incompatible_msrv)]
 pub(super) mod avx512 {
-    use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
+    use super::{ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
 
     /// `R` output rows times `V` 16-channel vectors from vector (of 8) `v8`: the same per-lane
@@ -443,8 +443,9 @@ pub(super) mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(in crate::stream) fn gelu16_with<const RECIPROCAL: bool>(x: __m512) -> __m512 {
+        // Unclamped: where |z| >= ERF_ONE the blend below replaces whatever the rational form
+        // gives (even inf or NaN), and below that the clamp changes nothing.
         let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
-        let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-ERF_CLAMP)), _mm512_set1_ps(ERF_CLAMP));
         let z2 = _mm512_mul_ps(z, z);
         let mut p = _mm512_set1_ps(ERF_P[0]);
         for &c in &ERF_P[1..] {
