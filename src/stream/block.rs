@@ -111,25 +111,28 @@ fn conv_scalar(
     let kk = cin * k;
     for o in 0..cp {
         let w = &panels[(o / PANEL) * kk * PANEL..][..kk * PANEL];
-        for t in 0..len {
-            let mut acc = bias[o];
-            for c in 0..cin {
-                let xc = &x[c * ldx + t..][..k];
-                for (j, xv) in xc.iter().enumerate() {
-                    // Plain multiply-add: `mul_add` without a hardware FMA is a slow library call.
-                    acc += xv * w[(c * k + j) * PANEL + o % PANEL];
-                }
+        let row = &mut y[o * ldy..][..len];
+        row.fill(bias[o]);
+        // Whole rows per weight (the compiler vectorises them); each step still sums its window
+        // in channel-then-kernel order.
+        for c in 0..cin {
+            for j in 0..k {
+                let wv = w[(c * k + j) * PANEL + o % PANEL];
+                // Plain multiply-add: `mul_add` without a hardware FMA is a slow library call.
+                row.iter_mut().zip(&x[c * ldx + j..][..len]).for_each(|(acc, xv)| *acc += xv * wv);
             }
+        }
+        let skip = epilogue.skip.filter(|s| o < s.channels).map(|s| &x[o * ldx + s.shift..][..len]);
+        for (t, acc) in row.iter_mut().enumerate() {
             if epilogue.gelu_before_skip {
-                acc = kernels::gelu(acc);
+                *acc = kernels::gelu(*acc);
             }
-            if let Some(s) = epilogue.skip.filter(|s| o < s.channels) {
-                acc += x[o * ldx + t + s.shift];
+            if let Some(id) = skip {
+                *acc += id[t];
             }
             if epilogue.gelu_after_skip {
-                acc = kernels::gelu(acc);
+                *acc = kernels::gelu(*acc);
             }
-            y[o * ldy + t] = acc;
         }
     }
 }
