@@ -342,10 +342,8 @@ mod avx512 {
                 let mut xc = x;
                 for _ in 0..cin {
                     if PREFETCH {
-                        if PREFETCH {
-                            prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
-                            upcoming.touch();
-                        }
+                        prefetch_row(xc.wrapping_add(PREFETCH_CHANNELS * ldx));
+                        upcoming.touch();
                     }
                     for j in 0..K {
                         step::<V>(&mut acc, xc.add(j), wp.add(j * PANEL));
