@@ -98,8 +98,11 @@ pub(crate) fn conv(
         #[cfg(all(target_arch = "x86_64", cebra_avx512))]
         // SAFETY: as above; `Isa::Avx512` is only created after checking AVX-512F, AVX2 and FMA.
         Isa::Avx512 => unsafe { avx512::conv(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue, Upcoming::new(upcoming)) },
-        // Nothing to overlap on the scalar path: the product dominates it.
-        _ => conv_scalar(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue),
+        _ => {
+            // Nothing to overlap on the scalar path: the product dominates it.
+            let _ = upcoming;
+            conv_scalar(panels, bias, cin, k, cp, x, ldx, len, y, ldy, epilogue)
+        }
     }
 }
 
@@ -471,6 +474,7 @@ mod avx512 {
 /// the cache a line at a time while the product computes, so that it arrives without a wait of
 /// its own: the product is bound by arithmetic, reading a recording from memory by latency.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Upcoming {
     at: *const f32,
     lines: usize,
@@ -504,7 +508,7 @@ impl Upcoming {
 
 /// Whether all of a product's weights and one tile's input rows (`steps` wide) fit in L1 with
 /// room to spare (32 KiB is the smallest L1 of CPUs with AVX2).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", cebra_avx512))]
 fn fits_l1(cp: usize, cin: usize, k: usize, steps: usize) -> bool {
     (cp * cin * k + cin * (steps + k + 16)) * 4 <= 24 * 1024
 }
@@ -581,26 +585,37 @@ fn apply_rows(isa: Isa, ops: &[Pointwise], buf: &mut [f32], ld: usize, channels:
 fn to_channel_major(isa: Isa, input: &[f32], n: usize, x: &mut [f32], ld: usize) {
     let rows = input.len() / n;
     assert!(x.len() >= (n - 1) * ld + rows, "channel-major buffer too short");
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Scalar {
-        // SAFETY: AVX is available (checked with AVX2 by `Isa::detect`); the lengths are checked above.
-        unsafe { transpose8::blocks(input, n, x, ld) };
-        done = rows - rows % 8;
-    }
+    let done = transpose_blocks(isa, input, n, x, ld);
     for (t, row) in input.chunks_exact(n).enumerate().skip(done) {
         for (c, v) in row.iter().enumerate() {
             x[c * ld + t] = *v;
         }
     }
     // Channels past the last whole 8 of the rows done in blocks.
-    if done > 0 {
-        for (t, row) in input.chunks_exact(n).enumerate().take(done) {
-            for (c, v) in row.iter().enumerate().skip(n - n % 8) {
-                x[c * ld + t] = *v;
-            }
+    for (t, row) in input.chunks_exact(n).enumerate().take(done) {
+        for (c, v) in row.iter().enumerate().skip(n - n % 8) {
+            x[c * ld + t] = *v;
         }
     }
+}
+
+/// The whole 8 x 8 blocks of [`to_channel_major`] in registers where the CPU has AVX; returns the
+/// rows done that way (all channels of them but the last `n % 8`).
+#[cfg(target_arch = "x86_64")]
+fn transpose_blocks(isa: Isa, input: &[f32], n: usize, x: &mut [f32], ld: usize) -> usize {
+    if isa == Isa::Scalar {
+        return 0;
+    }
+    // SAFETY: AVX is available (checked with AVX2 by `Isa::detect`); the lengths were checked by
+    // the caller.
+    unsafe { transpose8::blocks(input, n, x, ld) };
+    let rows = input.len() / n;
+    rows - rows % 8
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn transpose_blocks(_isa: Isa, _input: &[f32], _n: usize, _x: &mut [f32], _ld: usize) -> usize {
+    0
 }
 
 #[cfg(target_arch = "x86_64")]
