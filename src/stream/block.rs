@@ -2,9 +2,11 @@
 //! `ld` floats per channel, time along the row. A convolution of kernel `k` over a chunk is then one
 //! matrix product, `(out, in * k) x (in * k, time)`, whose input columns are shifted views of the
 //! channel rows (no im2col copy). The kernels hold a tile of 8 output channels times up to 48 time
-//! steps in registers: each loaded weight serves every time step of the tile and each loaded input
-//! vector every channel of it, so the weights are read once per tile instead of once per step. The
-//! GELU and the skip addition that follow a product are applied to the tile before it is stored.
+//! steps (AVX-512; AVX2: 4 x 24) in registers: each loaded weight serves every time step of the tile
+//! and each loaded input vector every channel of it, so the weights are read once per tile instead
+//! of once per step. The GELU and the skip addition that follow a product are applied to each tile
+//! right after it is stored, while it is in L1. The input is transposed to channel-major once per
+//! chunk, and the output back.
 //!
 //! Tiles cover time in whole vectors: lanes past a stage's output length up to the next multiple
 //! of 16 are computed too, from whatever the buffers hold there, and never read as results (every
