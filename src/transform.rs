@@ -261,13 +261,23 @@ fn transform_compiled(
             let direct = rec.layout == Layout::RowMajor
                 && first >= geo.pad_left
                 && first + rows_in - geo.pad_left <= rec.timesteps;
+            // The next chunk's rows, what this thread most likely reads next: the plan pulls them
+            // into the cache while it computes (reading a recording from memory is latency-bound).
+            let upcoming: &[f32] = match rec.layout {
+                Layout::RowMajor => {
+                    let from = (first + tile).saturating_sub(geo.pad_left).min(rec.timesteps);
+                    let to = (from + tile + geo.field - 1).min(rec.timesteps);
+                    &rec.data[from * n..to * n]
+                }
+                Layout::ColMajor => &[],
+            };
             if direct {
                 let s = (first - geo.pad_left) * n;
-                plan.run_block(&rec.data[s..s + rows_in * n], rows_in, chunk, scratch);
+                plan.run_block_before(&rec.data[s..s + rows_in * n], rows_in, chunk, scratch, upcoming);
             } else {
                 input.resize(rows_in * n, 0.0);
                 rec.gather_rows((first..first + rows_in).map(|p| source_row(p, &geo, rec.timesteps)), input);
-                plan.run_block(input, rows_in, chunk, scratch);
+                plan.run_block_before(input, rows_in, chunk, scratch, upcoming);
             }
         });
         // Outside the borrow: the callback may do anything, even transform again.

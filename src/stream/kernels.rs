@@ -156,7 +156,7 @@ pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 // Register-array indices read more plainly than iterator chains in these kernels.
 #[allow(clippy::needless_range_loop)]
-mod avx2 {
+pub(super) mod avx2 {
     use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
 
@@ -303,7 +303,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn gelu8(x: __m256) -> __m256 {
+    pub(in crate::stream) fn gelu8(x: __m256) -> __m256 {
         let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
         let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-ERF_CLAMP)), _mm256_set1_ps(ERF_CLAMP));
         let z2 = _mm256_mul_ps(z, z);
@@ -343,8 +343,8 @@ mod avx2 {
 #[cfg(all(target_arch = "x86_64", cebra_avx512))]
 // Compiled only by Rust >= 1.89 (see build.rs), where these intrinsics are stable.
 #[allow(clippy::needless_range_loop, clippy::incompatible_msrv)]
-mod avx512 {
-    use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
+pub(super) mod avx512 {
+    use super::{ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
 
     /// `R` output rows times `V` 16-channel vectors from vector (of 8) `v8`: the same per-lane
@@ -433,9 +433,19 @@ mod avx512 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn gelu16(x: __m512) -> __m512 {
+    pub(in crate::stream) fn gelu16(x: __m512) -> __m512 {
+        gelu16_with::<false>(x)
+    }
+
+    /// [`gelu16`], with `RECIPROCAL`: `p / q` as `p` times a reciprocal estimate refined by one
+    /// Newton step (within 2 ulp of the quotient), which keeps the divider, slow on 16 lanes, out
+    /// of the whole-chunk kernels.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(in crate::stream) fn gelu16_with<const RECIPROCAL: bool>(x: __m512) -> __m512 {
+        // Unclamped: where |z| >= ERF_ONE the blend below replaces whatever the rational form
+        // gives (even inf or NaN), and below that the clamp changes nothing.
         let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
-        let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-ERF_CLAMP)), _mm512_set1_ps(ERF_CLAMP));
         let z2 = _mm512_mul_ps(z, z);
         let mut p = _mm512_set1_ps(ERF_P[0]);
         for &c in &ERF_P[1..] {
@@ -445,7 +455,13 @@ mod avx512 {
         for &c in &ERF_Q[1..] {
             q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(c));
         }
-        let erf = _mm512_div_ps(_mm512_mul_ps(z, p), q);
+        let erf = if RECIPROCAL {
+            let r = _mm512_rcp14_ps(q);
+            let r = _mm512_fmadd_ps(_mm512_fnmadd_ps(q, r, _mm512_set1_ps(1.0)), r, r);
+            _mm512_mul_ps(_mm512_mul_ps(z, p), r)
+        } else {
+            _mm512_div_ps(_mm512_mul_ps(z, p), q)
+        };
         let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(z, _mm512_setzero_ps());
         let one = _mm512_mask_blend_ps(negative, _mm512_set1_ps(1.0), _mm512_set1_ps(-1.0));
         let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(z), _mm512_set1_ps(ERF_ONE));

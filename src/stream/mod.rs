@@ -6,6 +6,7 @@
 //! product per layer, on SIMD kernels picked at run time, with every buffer allocated when the
 //! stream is built (no heap allocation in [`Stream::push`]). Other models (callbacks, training
 //! mode) run through libtorch on a window of the last samples.
+mod block;
 pub mod kernels;
 mod plan;
 

@@ -3,6 +3,7 @@
 //! that one output time step is one small matrix-vector product over a contiguous window of
 //! time-major rows. The same plan runs a block of time steps (whole recordings) or one step at a
 //! time from ring buffers (streaming).
+pub use super::block::BlockScratch;
 use super::kernels::{self, padded_channels, Isa};
 use crate::layers::{Conv1d, Layer, Linear};
 use crate::model::{Model, Network};
@@ -32,6 +33,8 @@ pub(crate) struct Stage {
     pub out_stride: usize,
     /// `(kernel * in_stride) x out_stride`, zero for padded rows and columns.
     pub weight: Vec<f32>,
+    /// The weight as panels for the whole-chunk kernels (`block::pack_panels`).
+    pub panels: Vec<f32>,
     pub bias: Vec<f32>,
     /// Elementwise operations inside a skip block (before the identity is added).
     pub inner: Vec<Pointwise>,
@@ -147,6 +150,7 @@ impl Plan {
                     }
                 }
             }
+            let panels = super::block::pack_panels(&p.weight, p.out_channels, p.in_channels, p.kernel);
             let mut bias = vec![0f32; cp];
             bias[..p.out_channels].copy_from_slice(&p.bias);
             stages.push(Stage {
@@ -156,6 +160,7 @@ impl Plan {
                 out_channels: p.out_channels,
                 out_stride: cp,
                 weight,
+                panels,
                 bias,
                 inner,
                 skip,
@@ -228,58 +233,19 @@ impl Plan {
     }
 
     /// Runs the plan over `rows` time-major input rows (`num_input` floats each) and writes the
-    /// `rows - receptive_field + 1` output rows (`num_output` floats each) to `out`.
+    /// `rows - receptive_field + 1` output rows (`num_output` floats each) to `out`, on the
+    /// whole-chunk kernels of [`super::block`].
     pub fn run_block(&self, input: &[f32], rows: usize, out: &mut [f32], scratch: &mut BlockScratch) {
-        let out_rows = rows + 1 - self.receptive_field;
-        assert!(rows >= self.receptive_field && input.len() >= rows * self.num_input, "input too short");
-        assert!(out.len() >= out_rows * self.num_output, "output too short");
-        let needed = rows * self.max_stride();
-        for buf in [&mut scratch.a, &mut scratch.b] {
-            if buf.len() < needed {
-                buf.resize(needed, 0.0);
-            }
-        }
-        let mut cur_rows = rows;
-        // Which buffer holds the current activation: None = the caller's input.
-        let mut in_a: Option<bool> = None;
-        for stage in &self.stages {
-            let n_out = cur_rows + 1 - stage.kernel;
-            let (src, dst): (&[f32], &mut [f32]) = match in_a {
-                None => (input, &mut scratch.a[..]),
-                Some(true) => (&scratch.a[..], &mut scratch.b[..]),
-                Some(false) => (&scratch.b[..], &mut scratch.a[..]),
-            };
-            let cp = stage.out_stride;
-            let dst = &mut dst[..n_out * cp];
-            kernels::conv_rows(self.isa, &stage.weight, &stage.bias, stage.window(), cp, src, stage.in_stride, n_out, dst);
-            apply(self.isa, &stage.inner, dst, cp, stage.out_channels);
-            if let Some(c0) = stage.skip {
-                let n = stage.in_channels.min(stage.out_channels);
-                for t in 0..n_out {
-                    let id = &src[(t + c0) * stage.in_stride..][..n];
-                    for (d, s) in dst[t * cp..][..n].iter_mut().zip(id) {
-                        *d += s;
-                    }
-                }
-            }
-            apply(self.isa, &stage.outer, dst, cp, stage.out_channels);
-            in_a = Some(!matches!(in_a, Some(true)));
-            cur_rows = n_out;
-        }
-        let last = self.stages.last().expect("a plan has stages");
-        let result = if in_a == Some(true) { &scratch.a } else { &scratch.b };
-        for t in 0..out_rows {
-            out[t * self.num_output..(t + 1) * self.num_output]
-                .copy_from_slice(&result[t * last.out_stride..][..self.num_output]);
-        }
+        self.run_block_before(input, rows, out, scratch, &[]);
     }
-}
 
-/// Reusable buffers for [`Plan::run_block`].
-#[derive(Debug, Default)]
-pub struct BlockScratch {
-    a: Vec<f32>,
-    b: Vec<f32>,
+    /// [`Plan::run_block`] that also pulls `upcoming` (what the caller reads next, such as the next
+    /// chunk of a recording in memory) into the cache while it computes.
+    pub fn run_block_before(&self, input: &[f32], rows: usize, out: &mut [f32], scratch: &mut BlockScratch, upcoming: &[f32]) {
+        assert!(rows >= self.receptive_field && input.len() >= rows * self.num_input, "input too short");
+        assert!(out.len() >= (rows + 1 - self.receptive_field) * self.num_output, "output too short");
+        super::block::run_block(self, input, rows, out, scratch, upcoming);
+    }
 }
 
 /// Applies elementwise operations to `rows` of `stride` floats, `channels` of them real.
@@ -302,6 +268,6 @@ pub(crate) fn apply(isa: Isa, ops: &[Pointwise], buf: &mut [f32], stride: usize,
 }
 
 /// `torch.clamp`: NaN stays NaN.
-fn clamp_like_torch(v: f32, lo: f32, hi: f32) -> f32 {
+pub(super) fn clamp_like_torch(v: f32, lo: f32, hi: f32) -> f32 {
     if v.is_nan() { v } else { v.max(lo).min(hi) }
 }
