@@ -378,7 +378,7 @@ fn log_sum_exp_pass<V: Vector>(layout: &Layout, reference_t: &[Rows], reference_
 }
 
 /// Columns of a tile as vectors of [`BLOCK_ROWS`].
-const TILE_VECTORS: usize = TILE / BLOCK_ROWS;
+pub const TILE_VECTORS: usize = TILE / BLOCK_ROWS;
 
 /// Pass 2, given the block's logits, maxima and `log_sum` = `ln Σ_j exp(logit_ij - max_i)`:
 /// `G_ij = exp(logit_ij - max_i - log_sum_i)·(1/n)·s`, in the order of operations of the reference's
@@ -442,6 +442,7 @@ fn gradient_pass<V: Vector>(
         // Σ_j G_ij neg_jk over the tile's negatives in order, with the rows in lanes; several
         // dimensions at a time so that independent sums hide the FMA latency.
         let negative = &layout.negative[j0 * d..(j0 + cols) * d];
+        let weights_all = &weights;
         let weights = &weights[..cols];
         let mut k = 0;
         while k + 8 <= d {
@@ -461,13 +462,8 @@ fn gradient_pass<V: Vector>(
 
         // Column sums over the block's rows in row order (as one row at a time would add them),
         // with the columns in lanes.
-        for (t, w) in weights.iter().enumerate() {
-            for (b, wt) in weights_t.iter_mut().enumerate() {
-                wt[t / BLOCK_ROWS][t % BLOCK_ROWS] = w[b];
-            }
-        }
-        for wt in weights_t.iter_mut() {
-            wt.as_flattened_mut()[cols..].fill(0.0);
+        for (v, sixteen) in weights_all.chunks_exact(BLOCK_ROWS).enumerate() {
+            V::transpose(sixteen.try_into().expect("16 vectors"), &mut weights_t, v);
         }
         let weights_t = &weights_t[..rows];
         let column_weights = &mut out.columns.weight_sum[j0..j0 + TILE];
@@ -504,7 +500,11 @@ fn gradient_pass<V: Vector>(
 /// `sums[c] += Σ_t weights[t]·neg[t][k + c]` for `c < K`, summed over `t` in order.
 #[inline(always)]
 fn row_sums_chunk<V: Vector, const K: usize>(weights: &[Rows], negative: &[f32], d: usize, k: usize, sums: &mut [Rows]) {
-    let mut acc: [V; K] = std::array::from_fn(|c| V::load(&sums[c]));
+    // (Loops, not `array::from_fn`: its closure would not be compiled for the vector's features.)
+    let mut acc = [V::splat(0.0); K];
+    for (a, s) in acc.iter_mut().zip(sums.iter()) {
+        *a = V::load(s);
+    }
     for (w, q) in weights.iter().zip(negative.chunks_exact(d)) {
         let q = &q[k..k + K];
         let w = V::load(w);
@@ -530,12 +530,20 @@ fn column_sums_chunk<V: Vector, const K: usize>(
     columns: &mut [f32],
 ) {
     let column = |c: usize, v: usize| (k + c) * m_padded + j0 + v * BLOCK_ROWS;
-    let mut acc: [[V; TILE_VECTORS]; K] = std::array::from_fn(|c| {
-        std::array::from_fn(|v| V::load(columns[column(c, v)..column(c, v) + BLOCK_ROWS].try_into().expect("tile inside the layout")))
-    });
+    // (Loops, not `array::from_fn`: its closure would not be compiled for the vector's features.)
+    let mut acc = [[V::splat(0.0); TILE_VECTORS]; K];
+    for (c, a) in acc.iter_mut().enumerate() {
+        for (v, a) in a.iter_mut().enumerate() {
+            *a = V::load(columns[column(c, v)..column(c, v) + BLOCK_ROWS].try_into().expect("tile inside the layout"));
+        }
+    }
     for (w, r) in weights_t.iter().zip(reference.chunks_exact(d)) {
         let r = &r[k..k + K];
-        let w: [V; TILE_VECTORS] = std::array::from_fn(|v| V::load(&w[v]));
+        let mut wv = [V::splat(0.0); TILE_VECTORS];
+        for (wv, w) in wv.iter_mut().zip(w) {
+            *wv = V::load(w);
+        }
+        let w = wv;
         for c in 0..K {
             let rc = V::splat(r[c]);
             for v in 0..TILE_VECTORS {

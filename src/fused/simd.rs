@@ -6,7 +6,7 @@
 //!
 //! The x86 types may only be used inside functions compiled with their CPU features, which run after
 //! those features were detected; they are private to the fused kernel, which keeps to that.
-use super::kernel::{BLOCK_ROWS, Rows};
+use super::kernel::{BLOCK_ROWS, Rows, TILE_VECTORS};
 
 /// One float32 per row of a block.
 pub trait Vector: Copy {
@@ -29,6 +29,16 @@ pub trait Vector: Copy {
     fn min(self, b: Self) -> Self;
     /// Lane-wise `f32::from_bits(self.to_bits().wrapping_add(add) << 23)`.
     fn shifted_exponent(self, add: u32) -> Self;
+
+    /// `out[b][v][t] = input[t][b]`: sixteen vectors transposed into column `v` of `out`.
+    #[inline(always)]
+    fn transpose(input: &[Rows; BLOCK_ROWS], out: &mut [[Rows; TILE_VECTORS]; BLOCK_ROWS], v: usize) {
+        for (t, row) in input.iter().enumerate() {
+            for (b, out) in out.iter_mut().enumerate() {
+                out[v][t] = row[b];
+            }
+        }
+    }
 }
 
 /// A plain array: the baseline (FMA only where `mul_add` is a single instruction, as on AArch64).
@@ -101,7 +111,7 @@ pub use x86::{Avx2, Avx512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Rows, Vector};
+    use super::{BLOCK_ROWS, Rows, TILE_VECTORS, Vector};
     use std::arch::x86_64::*;
 
     /// Two AVX2 registers (needs AVX2 and FMA).
@@ -242,6 +252,46 @@ mod x86 {
         #[inline(always)]
         fn min(self, b: Self) -> Self {
             avx512_lanes!(self, b, _mm512_min_ps)
+        }
+        #[inline(always)]
+        fn transpose(input: &[Rows; BLOCK_ROWS], out: &mut [[Rows; TILE_VECTORS]; BLOCK_ROWS], v: usize) {
+            // In registers, four rounds of shuffles (port 5, where the arithmetic does not go)
+            // instead of 256 single-float stores.
+            // SAFETY: as in `avx512_lanes`; loads and stores of 16 floats from and to `Rows`.
+            unsafe {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (r, input) in r.iter_mut().zip(input) {
+                    *r = _mm512_loadu_ps(input.as_ptr());
+                }
+                let mut a = [_mm512_setzero_ps(); 16];
+                for i in 0..8 {
+                    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+                }
+                let mut b = [_mm512_setzero_ps(); 16];
+                for i in 0..4 {
+                    let (x0, x1, x2, x3) = (a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]);
+                    let pd = _mm512_castps_pd;
+                    b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(x0), pd(x2)));
+                    b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(x0), pd(x2)));
+                    b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(x1), pd(x3)));
+                    b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(x1), pd(x3)));
+                }
+                // b[4i + c] holds, in each 128-bit lane q, column (4q + c) of rows 4i..4i+4.
+                let mut c = [_mm512_setzero_ps(); 16];
+                for h in 0..2 {
+                    for j in 0..4 {
+                        let (lo, hi) = (b[8 * h + j], b[8 * h + 4 + j]);
+                        c[8 * h + j] = _mm512_shuffle_f32x4::<0x88>(lo, hi);
+                        c[8 * h + 4 + j] = _mm512_shuffle_f32x4::<0xdd>(lo, hi);
+                    }
+                }
+                for j in 0..8 {
+                    let (lo, hi) = (c[j], c[8 + j]);
+                    _mm512_storeu_ps(out[j][v].as_mut_ptr(), _mm512_shuffle_f32x4::<0x88>(lo, hi));
+                    _mm512_storeu_ps(out[8 + j][v].as_mut_ptr(), _mm512_shuffle_f32x4::<0xdd>(lo, hi));
+                }
+            }
         }
         #[inline(always)]
         fn shifted_exponent(self, add: u32) -> Self {
