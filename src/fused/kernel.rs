@@ -86,6 +86,8 @@ impl LogitScale {
     #[inline(always)]
     fn apply<V: Vector>(self, x: V) -> V {
         match self {
+            // `x·1 = x`: the default temperature costs nothing.
+            LogitScale::Multiply(1.0) => x,
             LogitScale::Multiply(s) => x.mul(V::splat(s)),
             LogitScale::Divide(t) => x.div(V::splat(t)),
             LogitScale::CorrectedDivide { temperature, reciprocal } => {
@@ -172,9 +174,9 @@ pub struct GradientOut<'a> {
     pub columns: &'a mut ColumnSums,
 }
 
-/// `exp` of every lane (Cephes-style: round to `k·ln2 + r`, degree-6 polynomial, scale by `2^k`),
-/// branch-free; relative error ~1e-7. Arguments below -87.3 give 0 or a value under 1e-37, as the
-/// callers only need `exp(x ≤ 0)` summed next to `exp(0) = 1`.
+/// `exp` of every lane for arguments `x ≤ 0` (Cephes-style: round to `k·ln2 + r`, degree-6
+/// polynomial, scale by `2^k`), branch-free; relative error ~1e-7. Arguments below -87.3 give 0 or a
+/// value under 1e-37, as the callers only need `exp(x ≤ 0)` summed next to `exp(0) = 1`.
 #[inline(always)]
 fn exp<V: Vector>(x: V) -> V {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -184,7 +186,8 @@ fn exp<V: Vector>(x: V) -> V {
     const ROUND: f32 = 12_582_912.0;
     const ROUND_BITS: u32 = 0x4B40_0000;
     let c = V::splat;
-    let a = x.max(c(-88.0)).min(c(88.0));
+    // Clamped below only: every argument is a logit minus a maximum it does not exceed.
+    let a = x.max(c(-88.0));
     let shifted = a.mul_add(c(LOG2E), c(ROUND));
     let k = shifted.sub(c(ROUND));
     let r = k.mul_add(c(-LN2_LO), k.mul_add(c(-LN2_HI), a));
@@ -218,7 +221,9 @@ fn logit_columns<V: Vector, const C: usize>(layout: &Layout, reference_t: &[Rows
     for (c, (out, mut sim)) in out[..C].iter_mut().zip(acc).enumerate() {
         if layout.similarity == Similarity::Euclidean {
             let qsq = V::splat(layout.negative_sq[j + c]);
-            sim = reference_sq.add(qsq).sub(sim.mul(V::splat(2.0))).neg();
+            // `-(a - 2s)` is `2s - a` exactly (rounding to nearest is symmetric), and `2s` is exact,
+            // so one fused multiply-subtract rounds as the reference's two operations.
+            sim = sim.mul_sub(V::splat(2.0), reference_sq.add(qsq));
         }
         layout.logit.apply(sim).store(out);
     }
@@ -335,9 +340,9 @@ fn log_sum_exp_pass<V: Vector>(layout: &Layout, reference_t: &[Rows], reference_
     for (tile_index, tile) in logits.chunks_mut(TILE).enumerate() {
         let j0 = tile_index * TILE;
         let mut t = 0;
-        while t + 4 <= tile.len() {
-            logit_columns::<V, 4>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
-            t += 4;
+        while t + 8 <= tile.len() {
+            logit_columns::<V, 8>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
+            t += 8;
         }
         while t < tile.len() {
             logit_columns::<V, 1>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
@@ -396,11 +401,14 @@ fn gradient_pass<V: Vector>(
 ) {
     let d = layout.d;
     let rows = states.len();
-    let inverse_n = V::splat(1.0 / layout.n as f32);
-    let inverse_t = V::splat(match layout.logit {
+    let inverse_n = 1.0 / layout.n as f32;
+    let inverse_t = match layout.logit {
         LogitScale::Multiply(s) => s,
         LogitScale::Divide(t) | LogitScale::CorrectedDivide { temperature: t, .. } => (1.0 / f64::from(t)) as f32,
-    });
+    };
+    // `(w·(1/n))·s`; one product where `1/n` is a power of two (exact, so the roundings agree).
+    let scale_once = inverse_n.to_bits() & 0x007f_ffff == 0 && inverse_n.is_normal() && (inverse_n * inverse_t).is_normal();
+    let (first, second) = if scale_once { (V::splat(inverse_n * inverse_t), V::splat(1.0)) } else { (V::splat(inverse_n), V::splat(inverse_t)) };
     // Padding rows weigh nothing: their weights are multiplied by 0, the others' by 1 (exact).
     let mut row_mask = [0.0f32; BLOCK_ROWS];
     row_mask[..rows].fill(1.0);
@@ -422,9 +430,15 @@ fn gradient_pass<V: Vector>(
         for (chunk, weights) in tile.chunks(LANES).zip(weights.chunks_mut(LANES)) {
             for (lane, (logit, weight)) in chunk.iter().zip(weights).enumerate() {
                 let logit = V::load(logit);
-                let w = exp(logit.sub(max).sub(log_sum)).mul(inverse_n).mul(inverse_t).mul(row_mask);
+                let mut w = exp(logit.sub(max).sub(log_sum)).mul(first);
+                if !scale_once {
+                    w = w.mul(second);
+                }
+                if rows < BLOCK_ROWS {
+                    w = w.mul(row_mask);
+                }
                 weight_lanes[lane] = weight_lanes[lane].add(w);
-                weighted_lanes[lane] = weighted_lanes[lane].add(w.mul(logit));
+                weighted_lanes[lane] = w.mul_add(logit, weighted_lanes[lane]);
                 w.store(weight);
             }
         }

@@ -21,6 +21,8 @@ pub trait Vector: Copy {
     fn div(self, b: Self) -> Self;
     /// `self·b + c`, fused when [`Vector::FMA`].
     fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `self·b - c`, fused when [`Vector::FMA`].
+    fn mul_sub(self, b: Self, c: Self) -> Self;
     /// `-self` (the sign flipped, as float negation).
     fn neg(self) -> Self;
     /// Lane-wise `if self > b { self } else { b }`.
@@ -87,6 +89,10 @@ impl<const F: bool> Vector for Plain<F> {
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         Plain(std::array::from_fn(|l| if F { self.0[l].mul_add(b.0[l], c.0[l]) } else { self.0[l] * b.0[l] + c.0[l] }))
+    }
+    #[inline(always)]
+    fn mul_sub(self, b: Self, c: Self) -> Self {
+        Plain(std::array::from_fn(|l| if F { self.0[l].mul_add(b.0[l], -c.0[l]) } else { self.0[l] * b.0[l] - c.0[l] }))
     }
     #[inline(always)]
     fn neg(self) -> Self {
@@ -171,6 +177,11 @@ mod x86 {
             unsafe { Avx2([_mm256_fmadd_ps(self.0[0], b.0[0], c.0[0]), _mm256_fmadd_ps(self.0[1], b.0[1], c.0[1])]) }
         }
         #[inline(always)]
+        fn mul_sub(self, b: Self, c: Self) -> Self {
+            // SAFETY: as in `avx2_lanes`.
+            unsafe { Avx2([_mm256_fmsub_ps(self.0[0], b.0[0], c.0[0]), _mm256_fmsub_ps(self.0[1], b.0[1], c.0[1])]) }
+        }
+        #[inline(always)]
         fn neg(self) -> Self {
             avx2_lanes!(self, Self::splat(-0.0), _mm256_xor_ps)
         }
@@ -240,6 +251,11 @@ mod x86 {
         fn mul_add(self, b: Self, c: Self) -> Self {
             // SAFETY: as in `avx512_lanes`.
             unsafe { Avx512(_mm512_fmadd_ps(self.0, b.0, c.0)) }
+        }
+        #[inline(always)]
+        fn mul_sub(self, b: Self, c: Self) -> Self {
+            // SAFETY: as in `avx512_lanes`.
+            unsafe { Avx512(_mm512_fmsub_ps(self.0, b.0, c.0)) }
         }
         #[inline(always)]
         fn neg(self) -> Self {
