@@ -24,8 +24,9 @@ pub const TILE: usize = 64;
 /// Lanes of the per-row partial sums over a tile: column `j` goes to lane `j mod LANES`, each lane
 /// summed in float32 within the tile and in float64 across tiles, combined once per row at the end.
 pub const LANES: usize = 8;
-/// Reference rows per block: one AVX-512 vector of float32.
-pub const BLOCK_ROWS: usize = 16;
+/// Reference rows per block: two AVX-512 vectors of float32, so that each value loaded for a column
+/// (a negative's coordinate, a weight) serves two vector operations.
+pub const BLOCK_ROWS: usize = 32;
 
 /// One value per row of a block.
 pub type Rows = [f32; BLOCK_ROWS];
@@ -340,9 +341,13 @@ fn log_sum_exp_pass<V: Vector>(layout: &Layout, reference_t: &[Rows], reference_
     for (tile_index, tile) in logits.chunks_mut(TILE).enumerate() {
         let j0 = tile_index * TILE;
         let mut t = 0;
-        while t + 8 <= tile.len() {
+        while V::WIDE && t + 8 <= tile.len() {
             logit_columns::<V, 8>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
             t += 8;
+        }
+        while t + 2 <= tile.len() {
+            logit_columns::<V, 2>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
+            t += 2;
         }
         while t < tile.len() {
             logit_columns::<V, 1>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
@@ -459,9 +464,13 @@ fn gradient_pass<V: Vector>(
         let weights_all = &weights;
         let weights = &weights[..cols];
         let mut k = 0;
-        while k + 8 <= d {
+        while V::WIDE && k + 8 <= d {
             row_sums_chunk::<V, 8>(weights, negative, d, k, &mut row_sums[k..k + 8]);
             k += 8;
+        }
+        while !V::WIDE && k + 2 <= d {
+            row_sums_chunk::<V, 2>(weights, negative, d, k, &mut row_sums[k..k + 2]);
+            k += 2;
         }
         match d - k {
             0 => {}
@@ -476,8 +485,8 @@ fn gradient_pass<V: Vector>(
 
         // Column sums over the block's rows in row order (as one row at a time would add them),
         // with the columns in lanes.
-        for (v, sixteen) in weights_all.chunks_exact(BLOCK_ROWS).enumerate() {
-            V::transpose(sixteen.try_into().expect("16 vectors"), &mut weights_t, v);
+        for (v, square) in weights_all.chunks_exact(BLOCK_ROWS).enumerate() {
+            V::transpose(square.try_into().expect("BLOCK_ROWS vectors"), &mut weights_t, v);
         }
         let weights_t = &weights_t[..rows];
         let column_weights = &mut out.columns.weight_sum[j0..j0 + TILE];
@@ -491,7 +500,7 @@ fn gradient_pass<V: Vector>(
         }
         let columns = &mut out.columns.weighted_reference_t;
         let mut k = 0;
-        while k + 4 <= d {
+        while V::WIDE && k + 4 <= d {
             column_sums_chunk::<V, 4>(weights_t, block_reference, d, k, layout.m_padded, j0, columns);
             k += 4;
         }

@@ -1,5 +1,5 @@
 //! The vector of one float32 per row of a block ([`BLOCK_ROWS`] lanes) the kernel computes with:
-//! one AVX-512 register, two AVX2 registers, or a plain array. Spelled out with intrinsics because
+//! AVX-512 registers, AVX2 registers, or a plain array. Spelled out with intrinsics because
 //! the compiler, left to vectorise loops over `[f32; 16]`, vectorises the wrong (outer) loops with
 //! gathers. Every implementation rounds each lane exactly as the scalar operation named (FMA fused
 //! where the type says so), so the kernel's results do not depend on which one ran.
@@ -10,8 +10,8 @@ use super::kernel::{BLOCK_ROWS, Rows, TILE_VECTORS};
 
 /// One float32 per row of a block.
 pub trait Vector: Copy {
-    /// Whether [`Vector::mul_add`] is fused.
-    const FMA: bool;
+    /// Whether the CPU has registers for register blocks of 8 vectors (AVX-512: 32 registers).
+    const WIDE: bool;
     fn splat(x: f32) -> Self;
     fn load(x: &Rows) -> Self;
     fn store(self, out: &mut Rows);
@@ -43,7 +43,8 @@ pub trait Vector: Copy {
     }
 }
 
-/// A plain array: the baseline (FMA only where `mul_add` is a single instruction, as on AArch64).
+/// A plain array: the baseline (`mul_add` fused when `FMA`, where it is a single instruction, as on
+/// AArch64).
 #[derive(Clone, Copy)]
 pub struct Plain<const FMA: bool>(Rows);
 
@@ -57,7 +58,7 @@ macro_rules! plain_lanes {
 }
 
 impl<const F: bool> Vector for Plain<F> {
-    const FMA: bool = F;
+    const WIDE: bool = false;
     #[inline(always)]
     fn splat(x: f32) -> Self {
         Plain([x; BLOCK_ROWS])
@@ -120,202 +121,240 @@ mod x86 {
     use super::{BLOCK_ROWS, Rows, TILE_VECTORS, Vector};
     use std::arch::x86_64::*;
 
-    /// Two AVX2 registers (needs AVX2 and FMA).
+    /// AVX2 registers of 8 lanes (needs AVX2 and FMA).
     #[derive(Clone, Copy)]
-    pub struct Avx2([__m256; 2]);
+    pub struct Avx2([__m256; BLOCK_ROWS / 8]);
 
-    /// One AVX-512 register (needs AVX-512F/DQ).
+    /// AVX-512 registers of 16 lanes (needs AVX-512F/DQ).
     #[derive(Clone, Copy)]
-    pub struct Avx512(__m512);
+    pub struct Avx512([__m512; BLOCK_ROWS / 16]);
 
-    macro_rules! avx2_lanes {
-        ($a:expr, $b:expr, $op:ident) => {
-            // SAFETY: `Avx2` values exist only in code compiled for and running on AVX2+FMA (module docs).
-            Avx2(unsafe { [$op($a.0[0], $b.0[0]), $op($a.0[1], $b.0[1])] })
+    /// The type's operation register by register (loops, not `array::from_fn`, whose closure would
+    /// not be compiled for the features). 
+    macro_rules! registers {
+        ($t:ident, $($v:ident: $src:expr),* => $e:expr) => {{
+            let mut out = $t([unsafe_zero!($t); BLOCK_ROWS / $t::LANES]);
+            for i in 0..BLOCK_ROWS / $t::LANES {
+                $(let $v = $src.0[i];)*
+                // SAFETY: values of the x86 vector types exist only in code compiled for and running
+                // on their features (module docs).
+                out.0[i] = unsafe { $e };
+            }
+            out
+        }};
+    }
+
+    macro_rules! unsafe_zero {
+        (Avx2) => {
+            // SAFETY: as in `registers`.
+            unsafe { _mm256_setzero_ps() }
         };
+        (Avx512) => {
+            // SAFETY: as in `registers`.
+            unsafe { _mm512_setzero_ps() }
+        };
+    }
+
+    impl Avx2 {
+        const LANES: usize = 8;
+    }
+
+    impl Avx512 {
+        const LANES: usize = 16;
     }
 
     impl Vector for Avx2 {
-        const FMA: bool = true;
+        const WIDE: bool = false;
         #[inline(always)]
         fn splat(x: f32) -> Self {
-            // SAFETY: as in `avx2_lanes`.
-            unsafe { Avx2([_mm256_set1_ps(x); 2]) }
+            // SAFETY: as in `registers`.
+            Avx2([unsafe { _mm256_set1_ps(x) }; BLOCK_ROWS / 8])
         }
         #[inline(always)]
         fn load(x: &Rows) -> Self {
-            // SAFETY: `x` holds 16 floats, read unaligned; features as in `avx2_lanes`.
-            unsafe { Avx2([_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(x.as_ptr().add(8))]) }
+            let mut out = Self::splat(0.0);
+            for (i, o) in out.0.iter_mut().enumerate() {
+                // SAFETY: `x` holds BLOCK_ROWS floats, read unaligned; features as in `registers`.
+                *o = unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) };
+            }
+            out
         }
         #[inline(always)]
         fn store(self, out: &mut Rows) {
-            // SAFETY: `out` holds 16 floats, written unaligned; features as in `avx2_lanes`.
-            unsafe {
-                _mm256_storeu_ps(out.as_mut_ptr(), self.0[0]);
-                _mm256_storeu_ps(out.as_mut_ptr().add(8), self.0[1]);
+            for (i, v) in self.0.iter().enumerate() {
+                // SAFETY: `out` holds BLOCK_ROWS floats, written unaligned; features as in `registers`.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * i), *v) };
             }
         }
         #[inline(always)]
         fn add(self, b: Self) -> Self {
-            avx2_lanes!(self, b, _mm256_add_ps)
+            registers!(Avx2, a: self, b: b => _mm256_add_ps(a, b))
         }
         #[inline(always)]
         fn sub(self, b: Self) -> Self {
-            avx2_lanes!(self, b, _mm256_sub_ps)
+            registers!(Avx2, a: self, b: b => _mm256_sub_ps(a, b))
         }
         #[inline(always)]
         fn mul(self, b: Self) -> Self {
-            avx2_lanes!(self, b, _mm256_mul_ps)
+            registers!(Avx2, a: self, b: b => _mm256_mul_ps(a, b))
         }
         #[inline(always)]
         fn div(self, b: Self) -> Self {
-            avx2_lanes!(self, b, _mm256_div_ps)
+            registers!(Avx2, a: self, b: b => _mm256_div_ps(a, b))
         }
         #[inline(always)]
         fn mul_add(self, b: Self, c: Self) -> Self {
-            // SAFETY: as in `avx2_lanes`.
-            unsafe { Avx2([_mm256_fmadd_ps(self.0[0], b.0[0], c.0[0]), _mm256_fmadd_ps(self.0[1], b.0[1], c.0[1])]) }
+            registers!(Avx2, a: self, b: b, c: c => _mm256_fmadd_ps(a, b, c))
         }
         #[inline(always)]
         fn mul_sub(self, b: Self, c: Self) -> Self {
-            // SAFETY: as in `avx2_lanes`.
-            unsafe { Avx2([_mm256_fmsub_ps(self.0[0], b.0[0], c.0[0]), _mm256_fmsub_ps(self.0[1], b.0[1], c.0[1])]) }
+            registers!(Avx2, a: self, b: b, c: c => _mm256_fmsub_ps(a, b, c))
         }
         #[inline(always)]
         fn neg(self) -> Self {
-            avx2_lanes!(self, Self::splat(-0.0), _mm256_xor_ps)
+            let sign = Self::splat(-0.0);
+            registers!(Avx2, a: self, sign: sign => _mm256_xor_ps(a, sign))
         }
         #[inline(always)]
         fn max(self, b: Self) -> Self {
-            avx2_lanes!(self, b, _mm256_max_ps)
+            registers!(Avx2, a: self, b: b => _mm256_max_ps(a, b))
         }
         #[inline(always)]
         fn min(self, b: Self) -> Self {
-            avx2_lanes!(self, b, _mm256_min_ps)
+            registers!(Avx2, a: self, b: b => _mm256_min_ps(a, b))
         }
         #[inline(always)]
         fn shifted_exponent(self, add: u32) -> Self {
-            // SAFETY: as in `avx2_lanes`.
-            unsafe {
-                let bits = |x: __m256| {
-                    let shifted = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_castps_si256(x), _mm256_set1_epi32(add as i32)));
-                    _mm256_castsi256_ps(shifted)
-                };
-                Avx2([bits(self.0[0]), bits(self.0[1])])
-            }
+            registers!(Avx2, a: self => _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+                _mm256_castps_si256(a),
+                _mm256_set1_epi32(add as i32)
+            ))))
         }
-    }
-
-    macro_rules! avx512_lanes {
-        ($a:expr, $b:expr, $op:ident) => {
-            // SAFETY: `Avx512` values exist only in code compiled for and running on AVX-512F/DQ
-            // (module docs).
-            Avx512(unsafe { $op($a.0, $b.0) })
-        };
     }
 
     impl Vector for Avx512 {
-        const FMA: bool = true;
+        const WIDE: bool = true;
         #[inline(always)]
         fn splat(x: f32) -> Self {
-            // SAFETY: as in `avx512_lanes`.
-            unsafe { Avx512(_mm512_set1_ps(x)) }
+            // SAFETY: as in `registers`.
+            Avx512([unsafe { _mm512_set1_ps(x) }; BLOCK_ROWS / 16])
         }
         #[inline(always)]
         fn load(x: &Rows) -> Self {
-            // SAFETY: `x` holds 16 floats, read unaligned; features as in `avx512_lanes`.
-            unsafe { Avx512(_mm512_loadu_ps(x.as_ptr())) }
+            let mut out = Self::splat(0.0);
+            for (i, o) in out.0.iter_mut().enumerate() {
+                // SAFETY: `x` holds BLOCK_ROWS floats, read unaligned; features as in `registers`.
+                *o = unsafe { _mm512_loadu_ps(x.as_ptr().add(16 * i)) };
+            }
+            out
         }
         #[inline(always)]
         fn store(self, out: &mut Rows) {
-            // SAFETY: `out` holds 16 floats, written unaligned; features as in `avx512_lanes`.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), self.0) }
+            for (i, v) in self.0.iter().enumerate() {
+                // SAFETY: `out` holds BLOCK_ROWS floats, written unaligned; features as in `registers`.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), *v) };
+            }
         }
         #[inline(always)]
         fn add(self, b: Self) -> Self {
-            avx512_lanes!(self, b, _mm512_add_ps)
+            registers!(Avx512, a: self, b: b => _mm512_add_ps(a, b))
         }
         #[inline(always)]
         fn sub(self, b: Self) -> Self {
-            avx512_lanes!(self, b, _mm512_sub_ps)
+            registers!(Avx512, a: self, b: b => _mm512_sub_ps(a, b))
         }
         #[inline(always)]
         fn mul(self, b: Self) -> Self {
-            avx512_lanes!(self, b, _mm512_mul_ps)
+            registers!(Avx512, a: self, b: b => _mm512_mul_ps(a, b))
         }
         #[inline(always)]
         fn div(self, b: Self) -> Self {
-            avx512_lanes!(self, b, _mm512_div_ps)
+            registers!(Avx512, a: self, b: b => _mm512_div_ps(a, b))
         }
         #[inline(always)]
         fn mul_add(self, b: Self, c: Self) -> Self {
-            // SAFETY: as in `avx512_lanes`.
-            unsafe { Avx512(_mm512_fmadd_ps(self.0, b.0, c.0)) }
+            registers!(Avx512, a: self, b: b, c: c => _mm512_fmadd_ps(a, b, c))
         }
         #[inline(always)]
         fn mul_sub(self, b: Self, c: Self) -> Self {
-            // SAFETY: as in `avx512_lanes`.
-            unsafe { Avx512(_mm512_fmsub_ps(self.0, b.0, c.0)) }
+            registers!(Avx512, a: self, b: b, c: c => _mm512_fmsub_ps(a, b, c))
         }
         #[inline(always)]
         fn neg(self) -> Self {
-            avx512_lanes!(self, Self::splat(-0.0), _mm512_xor_ps)
+            let sign = Self::splat(-0.0);
+            registers!(Avx512, a: self, sign: sign => _mm512_xor_ps(a, sign))
         }
         #[inline(always)]
         fn max(self, b: Self) -> Self {
-            avx512_lanes!(self, b, _mm512_max_ps)
+            registers!(Avx512, a: self, b: b => _mm512_max_ps(a, b))
         }
         #[inline(always)]
         fn min(self, b: Self) -> Self {
-            avx512_lanes!(self, b, _mm512_min_ps)
-        }
-        #[inline(always)]
-        fn transpose(input: &[Rows; BLOCK_ROWS], out: &mut [[Rows; TILE_VECTORS]; BLOCK_ROWS], v: usize) {
-            // In registers, four rounds of shuffles (port 5, where the arithmetic does not go)
-            // instead of 256 single-float stores.
-            // SAFETY: as in `avx512_lanes`; loads and stores of 16 floats from and to `Rows`.
-            unsafe {
-                let mut r = [_mm512_setzero_ps(); 16];
-                for (r, input) in r.iter_mut().zip(input) {
-                    *r = _mm512_loadu_ps(input.as_ptr());
-                }
-                let mut a = [_mm512_setzero_ps(); 16];
-                for i in 0..8 {
-                    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-                    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-                }
-                let mut b = [_mm512_setzero_ps(); 16];
-                for i in 0..4 {
-                    let (x0, x1, x2, x3) = (a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]);
-                    let pd = _mm512_castps_pd;
-                    b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(x0), pd(x2)));
-                    b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(x0), pd(x2)));
-                    b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(x1), pd(x3)));
-                    b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(x1), pd(x3)));
-                }
-                // b[4i + c] holds, in each 128-bit lane q, column (4q + c) of rows 4i..4i+4.
-                let mut c = [_mm512_setzero_ps(); 16];
-                for h in 0..2 {
-                    for j in 0..4 {
-                        let (lo, hi) = (b[8 * h + j], b[8 * h + 4 + j]);
-                        c[8 * h + j] = _mm512_shuffle_f32x4::<0x88>(lo, hi);
-                        c[8 * h + 4 + j] = _mm512_shuffle_f32x4::<0xdd>(lo, hi);
-                    }
-                }
-                for j in 0..8 {
-                    let (lo, hi) = (c[j], c[8 + j]);
-                    _mm512_storeu_ps(out[j][v].as_mut_ptr(), _mm512_shuffle_f32x4::<0x88>(lo, hi));
-                    _mm512_storeu_ps(out[8 + j][v].as_mut_ptr(), _mm512_shuffle_f32x4::<0xdd>(lo, hi));
-                }
-            }
+            registers!(Avx512, a: self, b: b => _mm512_min_ps(a, b))
         }
         #[inline(always)]
         fn shifted_exponent(self, add: u32) -> Self {
-            // SAFETY: as in `avx512_lanes`.
-            unsafe {
-                let sum = _mm512_add_epi32(_mm512_castps_si512(self.0), _mm512_set1_epi32(add as i32));
-                Avx512(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(sum)))
+            registers!(Avx512, a: self => _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+                _mm512_castps_si512(a),
+                _mm512_set1_epi32(add as i32)
+            ))))
+        }
+        #[inline(always)]
+        fn transpose(input: &[Rows; BLOCK_ROWS], out: &mut [[Rows; TILE_VECTORS]; BLOCK_ROWS], v: usize) {
+            // In registers, 16 × 16 floats at a time with four rounds of shuffles (port 5, where
+            // the arithmetic does not go) instead of single-float stores.
+            for t0 in (0..BLOCK_ROWS).step_by(16) {
+                for b0 in (0..BLOCK_ROWS).step_by(16) {
+                    let mut r = [unsafe_zero!(Avx512); 16];
+                    for (t, r) in r.iter_mut().enumerate() {
+                        // SAFETY: 16 floats inside a `Rows`; features as in `registers`.
+                        *r = unsafe { _mm512_loadu_ps(input[t0 + t].as_ptr().add(b0)) };
+                    }
+                    let r = transpose16(r);
+                    for (b, r) in r.iter().enumerate() {
+                        // SAFETY: 16 floats inside a `Rows`; features as in `registers`.
+                        unsafe { _mm512_storeu_ps(out[b0 + b][v].as_mut_ptr().add(t0), *r) };
+                    }
+                }
             }
+        }
+    }
+
+    /// `out[b][t] = r[t][b]` for 16 × 16 floats.
+    #[inline(always)]
+    fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        // SAFETY: as in `registers` (called only from `Avx512::transpose`).
+        unsafe {
+            let mut a = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            let pd = |x: __m512| _mm512_castps_pd(x);
+            let mut b = [_mm512_setzero_ps(); 16];
+            for i in 0..4 {
+                let (x0, x1, x2, x3) = (a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]);
+                b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(x0), pd(x2)));
+                b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(x0), pd(x2)));
+                b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(x1), pd(x3)));
+                b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(x1), pd(x3)));
+            }
+            // b[4i + c] holds, in each 128-bit lane q, column (4q + c) of rows 4i..4i+4.
+            let mut c = [_mm512_setzero_ps(); 16];
+            for h in 0..2 {
+                for j in 0..4 {
+                    let (lo, hi) = (b[8 * h + j], b[8 * h + 4 + j]);
+                    c[8 * h + j] = _mm512_shuffle_f32x4::<0x88>(lo, hi);
+                    c[8 * h + 4 + j] = _mm512_shuffle_f32x4::<0xdd>(lo, hi);
+                }
+            }
+            let mut out = [_mm512_setzero_ps(); 16];
+            for j in 0..8 {
+                let (lo, hi) = (c[j], c[8 + j]);
+                out[j] = _mm512_shuffle_f32x4::<0x88>(lo, hi);
+                out[8 + j] = _mm512_shuffle_f32x4::<0xdd>(lo, hi);
+            }
+            out
         }
     }
 }
