@@ -1,19 +1,20 @@
 //! The per-block work of the fused InfoNCE. A block is [`BLOCK_ROWS`] reference rows held "rows in
-//! lanes": every value of the similarity matrix the block touches is a `[f32; BLOCK_ROWS]` vector over
-//! the block's rows (one AVX-512 register), so that the per-row maxima, sums and `Σ_j G_ij neg_j` are
-//! plain lane-wise operations with no horizontal reductions and no gathers. Per block:
+//! lanes": every value of the similarity matrix the block touches is a vector over the block's rows
+//! ([`Vector`]: two AVX-512 registers), so that the per-row maxima, sums and `Σ_j G_ij neg_j` are
+//! lane-wise operations with no horizontal reductions and no gathers, and each loaded coordinate or
+//! weight serves two registers. Per block:
 //!
 //! * pass 1 sweeps all negatives in tiles of [`TILE`] columns, computes the logits once, keeps them in
 //!   the block's buffer (`m` vectors: O(m) per thread) and runs the online log-sum-exp;
 //! * pass 2 re-reads the logits (no second similarity or division), forms the softmax weights
 //!   `G_ij`, accumulates `Σ_j G_ij neg_j` with the block's rows in lanes, then transposes the tile's
-//!   weights (columns in lanes) for the column sums `Σ_i G_ij ref_i`, `Σ_i G_ij`.
+//!   weights (columns in lanes, in registers on AVX-512) for the column sums `Σ_i G_ij ref_i`, `Σ_i G_ij`.
 //!
-//! Plain loops over fixed-size arrays, written so that the compiler vectorises them; compiled for
-//! AVX-512 (x86-64, a `#[target_feature]` version chosen by run-time detection) and, through
-//! `multiversion`, for AVX2+FMA (x86-64), NEON (AArch64) and the baseline. All versions do the same
-//! float32 operations in the same order (the register blocking only groups independent sums; the
-//! lanes of the sums are spelled out; FMA where the CPU has it), so AVX-512 and AVX2 agree exactly.
+//! The code is generic over the vector type and compiled for AVX-512 and AVX2+FMA (x86-64,
+//! `#[target_feature]` versions chosen by run-time detection) and plain arrays elsewhere. All versions
+//! do the same float32 operations in the same order (the register blocking only groups independent
+//! sums; the lanes of the sums are spelled out; FMA where the CPU has it), so their results agree
+//! exactly (tested).
 use super::simd::{Plain, Vector};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512};
@@ -101,8 +102,9 @@ impl LogitScale {
     }
 }
 
-/// `sim/τ` as [`LogitScale::CorrectedDivide`] computes it, for tests.
-pub fn corrected_quotient(x: f32, temperature: f32) -> f32 {
+/// `sim/τ` as [`LogitScale::CorrectedDivide`] computes it.
+#[cfg(test)]
+fn corrected_quotient(x: f32, temperature: f32) -> f32 {
     let mut out = [0.0; BLOCK_ROWS];
     LogitScale::CorrectedDivide { temperature, reciprocal: 1.0 / temperature }.apply(Plain::<true>::load(&[x; BLOCK_ROWS])).store(&mut out);
     out[0]
@@ -578,5 +580,129 @@ fn column_sums_chunk<V: Vector, const K: usize>(
         for (v, a) in a.iter().enumerate() {
             a.store((&mut columns[column(c, v)..column(c, v) + BLOCK_ROWS]).try_into().expect("tile inside the layout"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-0.5, 0.5).
+    fn values(count: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..count)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// Everything the blocks of one layout produce, with `run` doing one block.
+    fn all_blocks(layout: &Layout, run: &dyn Fn(&Layout, usize, &mut [RowState], &mut Scratch, GradientOut)) -> (Vec<RowState>, Vec<f32>, ColumnSums) {
+        let mut states = vec![RowState::default(); layout.n];
+        let mut weighted = vec![0.0f32; layout.n * layout.d];
+        let mut columns = ColumnSums::new(layout.d, layout.m_padded);
+        let mut scratch = Scratch::new(layout);
+        for (block, (states, weighted_negative)) in
+            states.chunks_mut(BLOCK_ROWS).zip(weighted.chunks_mut(BLOCK_ROWS * layout.d)).enumerate()
+        {
+            run(layout, block * BLOCK_ROWS, states, &mut scratch, GradientOut { weighted_negative, columns: &mut columns });
+        }
+        (states, weighted, columns)
+    }
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The AVX-512 and AVX2 versions give bit for bit the results of the plain one with FMA
+    /// (whichever of them this CPU has), over short blocks and tiles, all scalings and both
+    /// similarities.
+    #[test]
+    fn every_vector_type_gives_the_same_bits() {
+        let (n, m) = (70, 150);
+        let mut compared = 0;
+        for d in [1, 3, 9, 33] {
+            let (reference, negative) = (values(n * d, d as u64), values(m * d, 100 + d as u64));
+            for similarity in [Similarity::Dot, Similarity::Euclidean] {
+                for logit in [LogitScale::Multiply(1.0), LogitScale::Multiply(2.5), LogitScale::new(Scaling::DivideByTemperature(0.3), true), LogitScale::Divide(0.3)] {
+                    let squares = |x: &[f32]| x.chunks_exact(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+                    let layout = Layout {
+                        reference: &reference,
+                        negative: &negative,
+                        d,
+                        n,
+                        m,
+                        m_padded: m.div_ceil(TILE) * TILE,
+                        negative_sq: squares(&negative),
+                        reference_sq: squares(&reference),
+                        similarity,
+                        logit,
+                    };
+                    let plain = all_blocks(&layout, &|l, r, s, sc, o| block_body::<Plain<true>>(l, r, s, sc, Some(o)));
+                    let mut others: Vec<(&str, _)> = Vec::new();
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        if avx2_detected() {
+                            // SAFETY: AVX2 and FMA were detected just above.
+                            others.push(("avx2", all_blocks(&layout, &|l, r, s, sc, o| unsafe { block_avx2(l, r, s, sc, Some(o)) })));
+                        }
+                        if avx512_detected() {
+                            // SAFETY: AVX-512 was detected just above.
+                            others.push(("avx512", all_blocks(&layout, &|l, r, s, sc, o| unsafe { block_avx512(l, r, s, sc, Some(o)) })));
+                        }
+                    }
+                    for (name, (states, weighted, columns)) in &others {
+                        let case = format!("{name} d={d} {similarity:?} {logit:?}");
+                        for (a, b) in states.iter().zip(&plain.0) {
+                            assert_eq!(
+                                (a.max.to_bits(), a.sum.to_bits(), a.weight_sum.to_bits(), a.weighted_logit.to_bits()),
+                                (b.max.to_bits(), b.sum.to_bits(), b.weight_sum.to_bits(), b.weighted_logit.to_bits()),
+                                "{case}: row state"
+                            );
+                        }
+                        assert_eq!(bits(weighted), bits(&plain.1), "{case}: Σ G·neg");
+                        assert_eq!(bits(&columns.weighted_reference_t), bits(&plain.2.weighted_reference_t), "{case}: Σ G·ref");
+                        assert_eq!(bits(&columns.weight_sum), bits(&plain.2.weight_sum), "{case}: Σ G");
+                        compared += 1;
+                    }
+                    // The weights of each row sum to s/n (here 1/n·s, n = 70).
+                    let s = match logit {
+                        LogitScale::Multiply(s) => f64::from(s),
+                        LogitScale::Divide(t) | LogitScale::CorrectedDivide { temperature: t, .. } => 1.0 / f64::from(t),
+                    };
+                    for state in &plain.0 {
+                        assert!((state.weight_sum - s / n as f64).abs() < 1e-6 * s, "d={d}: weight sum {}", state.weight_sum);
+                    }
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2_detected() {
+            assert!(compared > 0);
+        }
+    }
+
+    /// The FMA-corrected quotient is the correctly rounded `x/τ` (compared with the division over
+    /// many magnitudes and temperatures), and the scaling is chosen as documented.
+    #[test]
+    fn corrected_quotient_is_the_division() {
+        let temperatures = [0.1f32, 0.3, 0.07, 0.001, 1.0 / 3.0, 0.7, 3.0, 1e-3 * std::f32::consts::PI, 123.456];
+        for &t in &temperatures {
+            for (i, x) in values(200_000, t.to_bits() as u64).into_iter().enumerate() {
+                let x = x * 2f32.powi((i % 60) as i32 - 30);
+                assert_eq!(corrected_quotient(x, t).to_bits(), (x / t).to_bits(), "{x} / {t}");
+            }
+        }
+        assert_eq!(LogitScale::new(Scaling::DivideByTemperature(0.25), true), LogitScale::Multiply(4.0));
+        assert_eq!(LogitScale::new(Scaling::DivideByTemperature(1.0), false), LogitScale::Multiply(1.0));
+        assert!(matches!(LogitScale::new(Scaling::DivideByTemperature(0.1), true), LogitScale::CorrectedDivide { .. }));
+        assert_eq!(LogitScale::new(Scaling::DivideByTemperature(0.1), false), LogitScale::Divide(0.1));
+        // 1/τ overflows: divide.
+        assert_eq!(LogitScale::new(Scaling::DivideByTemperature(1e-39), true), LogitScale::Divide(1e-39));
+        assert_eq!(LogitScale::new(Scaling::MultiplyByInverseTemperature(0.1), true), LogitScale::Multiply(0.1));
     }
 }

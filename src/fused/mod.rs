@@ -2,17 +2,18 @@
 //! cosine (dot) or Euclidean similarities, forward and analytic backward, without ever holding the
 //! `n × m` similarity matrix.
 //!
-//! Pass 1 streams tiles of `TILE` negatives past blocks of reference rows and keeps, per row, the
-//! running maximum `c_i` of the logits and `Σ_j exp(logit_ij - c_i)` (an online log-sum-exp, rescaled
-//! whenever the maximum grows). The maximum ends as the reference's detached `c_i`, so the corrected
-//! align/uniform terms are reproduced. Pass 2 recomputes each tile and accumulates the softmax-weighted
-//! sums the gradients need. Tasks of `TASK_ROWS` rows are split over rayon's threads (each tile is used
-//! by all of a task's rows while it is in L1); each thread sums its column terms into its own buffer.
-//! Memory is O((n + m)·d) per thread.
+//! Blocks of `BLOCK_ROWS` reference rows are split over rayon's threads. For each block, pass 1
+//! streams tiles of `TILE` negatives and keeps, per row, the running maximum `c_i` of the logits and
+//! `Σ_j exp(logit_ij - c_i)` (an online log-sum-exp, rescaled whenever the maximum grows); the
+//! maximum ends as the reference's detached `c_i`, so the corrected align/uniform terms are
+//! reproduced. Pass 1 keeps the block's logits, and pass 2 reads them back to accumulate the
+//! softmax-weighted sums the gradients need; each thread sums its column terms into its own buffer.
+//! Memory is O((n + m)·d) plus `BLOCK_ROWS·m` logits per thread.
 //!
 //! Rounding follows the reference's float32 operations where that decides the last digits (which
 //! matters, because the gradients and the corrected align term are sums that nearly cancel): dot
-//! products are sequential fused multiply-adds over `d` (as BLAS), logits are `sim/τ` or `sim·s`, the
+//! products are sequential fused multiply-adds over `d` (as BLAS), logits are `sim/τ` (as a
+//! multiplication only where that is exact, else the correctly rounded quotient) or `sim·s`, the
 //! softmax weights are `exp(logit - c - lse)·(1/n)·s` (multiplied by `s = 1/τ` rather than divided by
 //! `τ`: one rounding apart, well inside the fixtures' tolerance, where the logits themselves must be
 //! divided exactly because `c` enters the align term), and the sums over negatives

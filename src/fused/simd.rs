@@ -27,8 +27,6 @@ pub trait Vector: Copy {
     fn neg(self) -> Self;
     /// Lane-wise `if self > b { self } else { b }`.
     fn max(self, b: Self) -> Self;
-    /// Lane-wise `if self < b { self } else { b }`.
-    fn min(self, b: Self) -> Self;
     /// Lane-wise `f32::from_bits(self.to_bits().wrapping_add(add) << 23)`.
     fn shifted_exponent(self, add: u32) -> Self;
 
@@ -102,10 +100,6 @@ impl<const F: bool> Vector for Plain<F> {
     #[inline(always)]
     fn max(self, b: Self) -> Self {
         plain_lanes!(self, b, |x, y| if x > y { x } else { y })
-    }
-    #[inline(always)]
-    fn min(self, b: Self) -> Self {
-        plain_lanes!(self, b, |x, y| if x < y { x } else { y })
     }
     #[inline(always)]
     fn shifted_exponent(self, add: u32) -> Self {
@@ -220,10 +214,6 @@ mod x86 {
             registers!(Avx2, a: self, b: b => _mm256_max_ps(a, b))
         }
         #[inline(always)]
-        fn min(self, b: Self) -> Self {
-            registers!(Avx2, a: self, b: b => _mm256_min_ps(a, b))
-        }
-        #[inline(always)]
         fn shifted_exponent(self, add: u32) -> Self {
             registers!(Avx2, a: self => _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
                 _mm256_castps_si256(a),
@@ -287,10 +277,6 @@ mod x86 {
         #[inline(always)]
         fn max(self, b: Self) -> Self {
             registers!(Avx512, a: self, b: b => _mm512_max_ps(a, b))
-        }
-        #[inline(always)]
-        fn min(self, b: Self) -> Self {
-            registers!(Avx512, a: self, b: b => _mm512_min_ps(a, b))
         }
         #[inline(always)]
         fn shifted_exponent(self, add: u32) -> Self {
