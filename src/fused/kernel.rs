@@ -129,20 +129,28 @@ impl Default for RowState {
     }
 }
 
-/// Per-thread column sums of pass 2: `Σ_i G_ij ref_i` (transposed, `(d, m_padded)`) and `Σ_i G_ij`.
-/// Float32 summed in row order, as the reference's `Gᵀ·ref` product and column sum do.
+/// Per-thread column sums of pass 2: `Σ_i G_ij ref_i` and `Σ_i G_ij`. Float32 summed in row order,
+/// as the reference's `Gᵀ·ref` product and column sum do.
 pub struct ColumnSums {
-    pub weighted_reference_t: Vec<f32>,
+    /// `Σ_i G_ij ref_ik` by tile, `(m_padded / TILE, d, TILE)`: what a tile updates is contiguous,
+    /// so the hardware prefetcher streams it.
+    pub weighted_reference: Vec<f32>,
     pub weight_sum: Vec<f32>,
+    d: usize,
 }
 
 impl ColumnSums {
     pub fn new(d: usize, m_padded: usize) -> Self {
-        ColumnSums { weighted_reference_t: vec![0.0; d * m_padded], weight_sum: vec![0.0; m_padded] }
+        ColumnSums { weighted_reference: vec![0.0; d * m_padded], weight_sum: vec![0.0; m_padded], d }
+    }
+
+    /// `Σ_i G_ij ref_ik`.
+    pub fn weighted_reference(&self, j: usize, k: usize) -> f32 {
+        self.weighted_reference[(j / TILE * self.d + k) * TILE + j % TILE]
     }
 
     pub fn add(mut self, other: ColumnSums) -> Self {
-        for (a, b) in self.weighted_reference_t.iter_mut().zip(&other.weighted_reference_t) {
+        for (a, b) in self.weighted_reference.iter_mut().zip(&other.weighted_reference) {
             *a += b;
         }
         for (a, b) in self.weight_sum.iter_mut().zip(&other.weight_sum) {
@@ -500,14 +508,14 @@ fn gradient_pass<V: Vector>(
             }
             acc.store(column);
         }
-        let columns = &mut out.columns.weighted_reference_t;
+        let columns = &mut out.columns.weighted_reference[j0 * d..(j0 + TILE) * d];
         let mut k = 0;
         while V::WIDE && k + 4 <= d {
-            column_sums_chunk::<V, 4>(weights_t, block_reference, d, k, layout.m_padded, j0, columns);
+            column_sums_chunk::<V, 4>(weights_t, block_reference, d, k, columns);
             k += 4;
         }
         while k < d {
-            column_sums_chunk::<V, 1>(weights_t, block_reference, d, k, layout.m_padded, j0, columns);
+            column_sums_chunk::<V, 1>(weights_t, block_reference, d, k, columns);
             k += 1;
         }
     }
@@ -542,19 +550,17 @@ fn row_sums_chunk<V: Vector, const K: usize>(weights: &[Rows], negative: &[f32],
     }
 }
 
-/// `columns[k + c][j0..j0 + TILE] += Σ_b weights_t[b]·reference[b][k + c]` for `c < K`, over the
-/// rows `b` in order.
+/// `columns[k + c][..] += Σ_b weights_t[b]·reference[b][k + c]` for `c < K` (`columns`: the tile's
+/// `(d, TILE)` sums), over the rows `b` in order.
 #[inline(always)]
 fn column_sums_chunk<V: Vector, const K: usize>(
     weights_t: &[[Rows; TILE_VECTORS]],
     reference: &[f32],
     d: usize,
     k: usize,
-    m_padded: usize,
-    j0: usize,
     columns: &mut [f32],
 ) {
-    let column = |c: usize, v: usize| (k + c) * m_padded + j0 + v * BLOCK_ROWS;
+    let column = |c: usize, v: usize| (k + c) * TILE + v * BLOCK_ROWS;
     // (Loops, not `array::from_fn`: its closure would not be compiled for the vector's features.)
     let mut acc = [[V::splat(0.0); TILE_VECTORS]; K];
     for (c, a) in acc.iter_mut().enumerate() {
@@ -665,7 +671,7 @@ mod tests {
                             );
                         }
                         assert_eq!(bits(weighted), bits(&plain.1), "{case}: Σ G·neg");
-                        assert_eq!(bits(&columns.weighted_reference_t), bits(&plain.2.weighted_reference_t), "{case}: Σ G·ref");
+                        assert_eq!(bits(&columns.weighted_reference), bits(&plain.2.weighted_reference), "{case}: Σ G·ref");
                         assert_eq!(bits(&columns.weight_sum), bits(&plain.2.weight_sum), "{case}: Σ G");
                         compared += 1;
                     }

@@ -340,7 +340,7 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let mut grad_neg = vec![0.0f32; m * d];
     for (j, q) in inputs.negative.chunks_exact(d).enumerate() {
         for k in 0..d {
-            let wr = columns.weighted_reference_t[k * layout.m_padded + j];
+            let wr = columns.weighted_reference(j, k);
             grad_neg[j * d + k] = match inputs.similarity {
                 Similarity::Dot => wr as f32,
                 // ∂N_ij/∂q_j = 2(r_i - q_j).
