@@ -606,8 +606,11 @@ mod tests {
             .collect()
     }
 
+    /// One block's both passes, by one of the kernel's versions.
+    type BlockRun = dyn Fn(&Layout, usize, &mut [RowState], &mut Scratch, GradientOut);
+
     /// Everything the blocks of one layout produce, with `run` doing one block.
-    fn all_blocks(layout: &Layout, run: &dyn Fn(&Layout, usize, &mut [RowState], &mut Scratch, GradientOut)) -> (Vec<RowState>, Vec<f32>, ColumnSums) {
+    fn all_blocks(layout: &Layout, run: &BlockRun) -> (Vec<RowState>, Vec<f32>, ColumnSums) {
         let mut states = vec![RowState::default(); layout.n];
         let mut weighted = vec![0.0f32; layout.n * layout.d];
         let mut columns = ColumnSums::new(layout.d, layout.m_padded);
