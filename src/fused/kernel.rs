@@ -1,8 +1,8 @@
 //! The per-block work of the fused InfoNCE. A block is [`BLOCK_ROWS`] reference rows held "rows in
 //! lanes": every value of the similarity matrix the block touches is a vector over the block's rows
-//! ([`Vector`]: two AVX-512 registers), so that the per-row maxima, sums and `Σ_j G_ij neg_j` are
+//! ([`Vector`]: four AVX-512 registers), so that the per-row maxima, sums and `Σ_j G_ij neg_j` are
 //! lane-wise operations with no horizontal reductions and no gathers, and each loaded coordinate or
-//! weight serves two registers. Per block:
+//! weight serves four registers. Per block:
 //!
 //! * pass 1 sweeps all negatives in tiles of [`TILE`] columns, computes the logits once, keeps them in
 //!   the block's buffer (`m` vectors: O(m) per thread) and runs the online log-sum-exp;
@@ -25,9 +25,9 @@ pub const TILE: usize = 64;
 /// Lanes of the per-row partial sums over a tile: column `j` goes to lane `j mod LANES`, each lane
 /// summed in float32 within the tile and in float64 across tiles, combined once per row at the end.
 pub const LANES: usize = 8;
-/// Reference rows per block: two AVX-512 vectors of float32, so that each value loaded for a column
-/// (a negative's coordinate, a weight) serves two vector operations.
-pub const BLOCK_ROWS: usize = 32;
+/// Reference rows per block: four AVX-512 vectors of float32, so that each value loaded for a column
+/// (a negative's coordinate, a weight) serves four vector operations.
+pub const BLOCK_ROWS: usize = 64;
 
 /// One value per row of a block.
 pub type Rows = [f32; BLOCK_ROWS];
@@ -351,14 +351,11 @@ fn log_sum_exp_pass<V: Vector>(layout: &Layout, reference_t: &[Rows], reference_
     for (tile_index, tile) in logits.chunks_mut(TILE).enumerate() {
         let j0 = tile_index * TILE;
         let mut t = 0;
-        while V::WIDE && t + 8 <= tile.len() {
-            logit_columns::<V, 8>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
-            t += 8;
+        while V::WIDE && t + 4 <= tile.len() {
+            logit_columns::<V, 4>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
+            t += 4;
         }
-        while t + 2 <= tile.len() {
-            logit_columns::<V, 2>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
-            t += 2;
-        }
+
         while t < tile.len() {
             logit_columns::<V, 1>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
             t += 1;
@@ -473,24 +470,23 @@ fn gradient_pass<V: Vector>(
         let negative = &layout.negative[j0 * d..(j0 + cols) * d];
         let weights_all = &weights;
         let weights = &weights[..cols];
-        let mut k = 0;
-        while V::WIDE && k + 8 <= d {
-            row_sums_chunk::<V, 8>(weights, negative, d, k, &mut row_sums[k..k + 8]);
-            k += 8;
-        }
-        while !V::WIDE && k + 2 <= d {
-            row_sums_chunk::<V, 2>(weights, negative, d, k, &mut row_sums[k..k + 2]);
-            k += 2;
-        }
-        match d - k {
-            0 => {}
-            1 => row_sums_chunk::<V, 1>(weights, negative, d, k, &mut row_sums[k..]),
-            2 => row_sums_chunk::<V, 2>(weights, negative, d, k, &mut row_sums[k..]),
-            3 => row_sums_chunk::<V, 3>(weights, negative, d, k, &mut row_sums[k..]),
-            4 => row_sums_chunk::<V, 4>(weights, negative, d, k, &mut row_sums[k..]),
-            5 => row_sums_chunk::<V, 5>(weights, negative, d, k, &mut row_sums[k..]),
-            6 => row_sums_chunk::<V, 6>(weights, negative, d, k, &mut row_sums[k..]),
-            _ => row_sums_chunk::<V, 7>(weights, negative, d, k, &mut row_sums[k..]),
+        // (Register blocks of 4 vectors of 64 rows need AVX-512's 32 registers.)
+        if V::WIDE {
+            let mut k = 0;
+            while k + 4 <= d {
+                row_sums_chunk::<V, 4>(weights, negative, d, k, &mut row_sums[k..k + 4]);
+                k += 4;
+            }
+            match d - k {
+                0 => {}
+                1 => row_sums_chunk::<V, 1>(weights, negative, d, k, &mut row_sums[k..]),
+                2 => row_sums_chunk::<V, 2>(weights, negative, d, k, &mut row_sums[k..]),
+                _ => row_sums_chunk::<V, 3>(weights, negative, d, k, &mut row_sums[k..]),
+            }
+        } else {
+            for k in 0..d {
+                row_sums_chunk::<V, 1>(weights, negative, d, k, &mut row_sums[k..k + 1]);
+            }
         }
 
         // Column sums over the block's rows in row order (as one row at a time would add them),

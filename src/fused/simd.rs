@@ -10,7 +10,7 @@ use super::kernel::{BLOCK_ROWS, Rows, TILE_VECTORS};
 
 /// One float32 per row of a block.
 pub trait Vector: Copy {
-    /// Whether the CPU has registers for register blocks of 8 vectors (AVX-512: 32 registers).
+    /// Whether the CPU has registers for register blocks of 4 vectors (AVX-512: 32 registers).
     const WIDE: bool;
     fn splat(x: f32) -> Self;
     fn load(x: &Rows) -> Self;
