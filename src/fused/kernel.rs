@@ -1,78 +1,156 @@
-//! The per-row-block work of the fused InfoNCE: similarity tiles, the online log-sum-exp (pass 1) and
-//! the softmax-weighted gradient sums (pass 2). Plain loops over fixed-size arrays, written so that the
-//! compiler vectorises them; they are compiled for AVX-512 (x86-64, a `#[target_feature]` version
-//! chosen by run-time detection) and, through `multiversion`, for AVX2+FMA (x86-64), NEON (AArch64) and
-//! the baseline. The AVX-512 and AVX2 versions do the same float32 operations in the same order (the
-//! lanes of the sums are spelled out, FMA in both), so their results are identical.
+//! The per-block work of the fused InfoNCE. A block is [`BLOCK_ROWS`] reference rows held "rows in
+//! lanes": every value of the similarity matrix the block touches is a vector over the block's rows
+//! ([`Vector`]: four AVX-512 registers), so that the per-row maxima, sums and `Σ_j G_ij neg_j` are
+//! lane-wise operations with no horizontal reductions and no gathers, and each loaded coordinate or
+//! weight serves four registers. Per block:
+//!
+//! * pass 1 sweeps all negatives in tiles of [`TILE`] columns, computes the logits once, keeps them in
+//!   the block's buffer (`m` vectors: O(m) per thread) and runs the online log-sum-exp;
+//! * pass 2 re-reads the logits (no second similarity or division), forms the softmax weights
+//!   `G_ij`, accumulates `Σ_j G_ij neg_j` with the block's rows in lanes, then transposes the tile's
+//!   weights (columns in lanes, in registers on AVX-512) for the column sums `Σ_i G_ij ref_i`, `Σ_i G_ij`.
+//!
+//! The code is generic over the vector type and compiled for AVX-512 and AVX2+FMA (x86-64,
+//! `#[target_feature]` versions chosen by run-time detection) and plain arrays elsewhere. All versions
+//! do the same float32 operations in the same order (the register blocking only groups independent
+//! sums; the lanes of the sums are spelled out; FMA where the CPU has it), so their results agree
+//! exactly (tested).
+use super::simd::{Plain, Vector};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
 use super::{Scaling, Similarity};
-use multiversion::multiversion;
-use multiversion::target::target_cfg_f;
 
 /// Columns of the similarity matrix per tile (a multiple of [`LANES`]).
 pub const TILE: usize = 64;
-/// Lanes of the per-row partial maxima and sums: one AVX2 vector of float32. The sums stay per lane
-/// (in float64) across all tiles and are combined once per row at the end.
+/// Lanes of the per-row partial sums over a tile: column `j` goes to lane `j mod LANES`, each lane
+/// summed in float32 within the tile and in float64 across tiles, combined once per row at the end.
 pub const LANES: usize = 8;
-/// Reference rows per block of pass 2: its sums over negatives run with the block's rows in vector
-/// lanes, and its column sums keep a tile's partial sums in registers across the block's rows.
-pub const ROW_BLOCK: usize = 16;
-/// Reference rows per rayon task: each tile of negatives (and, in pass 2, its column sums) is used by
-/// this many rows while it sits in L1, instead of sweeping the whole `(d, m)` arrays once per
-/// [`ROW_BLOCK`]. Small enough that a 512-row batch still gives each of a few threads work.
-pub const TASK_ROWS: usize = 128;
+/// Reference rows per block: four AVX-512 vectors of float32, so that each value loaded for a column
+/// (a negative's coordinate, a weight) serves four vector operations.
+pub const BLOCK_ROWS: usize = 64;
 
-/// Everything the kernel reads, laid out for it: negatives transposed and zero-padded to a whole
-/// number of tiles, squared norms precomputed for the Euclidean similarity.
+/// One value per row of a block.
+pub type Rows = [f32; BLOCK_ROWS];
+
+/// Everything the kernel reads.
 pub struct Layout<'a> {
+    /// `(n, d)` row-major.
     pub reference: &'a [f32],
+    /// `(m, d)` row-major.
+    pub negative: &'a [f32],
     pub d: usize,
     pub n: usize,
     pub m: usize,
-    /// `m` rounded up to a multiple of [`TILE`].
+    /// `m` rounded up to a multiple of [`TILE`] (the column sums' width).
     pub m_padded: usize,
-    /// `(d, m_padded)`: column `j` is negative `j`, zero beyond `m`.
-    pub negative_t: Vec<f32>,
-    /// `|neg_j|²` (Euclidean only; zero beyond `m`).
+    /// `|neg_j|²` (Euclidean only).
     pub negative_sq: Vec<f32>,
     /// `|ref_i|²` (Euclidean only).
     pub reference_sq: Vec<f32>,
     pub similarity: Similarity,
-    pub scaling: Scaling,
+    /// How the kernel forms `sim/τ` or `sim·s`.
+    pub logit: LogitScale,
 }
 
-/// One reference row's running state.
+/// The float32 operation that turns a similarity into a logit, bitwise as [`Scaling::apply`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogitScale {
+    /// `sim·s`; also `sim/τ` for a power-of-two `τ`, where `1/τ` is exact and so is the product's
+    /// rounding (both round the same real number).
+    Multiply(f32),
+    /// `sim/τ` as the quotient `q = sim·r` (`r` = `1/τ` rounded) corrected once with fused
+    /// multiply-adds: `q + (sim - q·τ)·r`, the correctly rounded quotient (Markstein's theorem);
+    /// a division costs as much as the rest of a logit's work.
+    CorrectedDivide { temperature: f32, reciprocal: f32 },
+    /// `sim/τ` by division (no FMA, or `1/τ` not a normal float).
+    Divide(f32),
+}
+
+impl LogitScale {
+    pub fn new(scaling: Scaling, fma: bool) -> Self {
+        match scaling {
+            Scaling::MultiplyByInverseTemperature(s) => LogitScale::Multiply(s),
+            Scaling::DivideByTemperature(t) => {
+                let reciprocal = 1.0 / t;
+                if !(reciprocal.is_normal() && t.is_normal()) {
+                    LogitScale::Divide(t)
+                } else if reciprocal.to_bits() & 0x007f_ffff == 0 {
+                    LogitScale::Multiply(reciprocal)
+                } else if fma {
+                    LogitScale::CorrectedDivide { temperature: t, reciprocal }
+                } else {
+                    LogitScale::Divide(t)
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn apply<V: Vector>(self, x: V) -> V {
+        match self {
+            // `x·1 = x`: the default temperature costs nothing.
+            LogitScale::Multiply(1.0) => x,
+            LogitScale::Multiply(s) => x.mul(V::splat(s)),
+            LogitScale::Divide(t) => x.div(V::splat(t)),
+            LogitScale::CorrectedDivide { temperature, reciprocal } => {
+                let (t, r) = (V::splat(temperature), V::splat(reciprocal));
+                let q = x.mul(r);
+                let residual = q.neg().mul_add(t, x);
+                residual.mul_add(r, q)
+            }
+        }
+    }
+}
+
+/// `sim/τ` as [`LogitScale::CorrectedDivide`] computes it.
+#[cfg(test)]
+fn corrected_quotient(x: f32, temperature: f32) -> f32 {
+    let mut out = [0.0; BLOCK_ROWS];
+    LogitScale::CorrectedDivide { temperature, reciprocal: 1.0 / temperature }.apply(Plain::<true>::load(&[x; BLOCK_ROWS])).store(&mut out);
+    out[0]
+}
+
+/// One reference row's state.
 #[derive(Debug, Clone, Copy)]
 pub struct RowState {
-    /// Running (finally the true) maximum of the row's logits: the reference's detached `c_i`.
+    /// The maximum of the row's logits: the reference's detached `c_i`.
     pub max: f32,
     /// `Σ_j exp(logit_ij - max)`.
     pub sum: f64,
     /// Pass 2: `Σ_j G_ij` with `G_ij = s·softmax_ij / n`.
     pub weight_sum: f64,
-    /// Pass 2: `Σ_j G_ij · sim_ij`.
-    pub weighted_similarity: f64,
+    /// Pass 2: `Σ_j G_ij · logit_ij` (`≈ s Σ_j G_ij·sim_ij`).
+    pub weighted_logit: f64,
 }
 
 impl Default for RowState {
     fn default() -> Self {
-        RowState { max: f32::NEG_INFINITY, sum: 0.0, weight_sum: 0.0, weighted_similarity: 0.0 }
+        RowState { max: f32::NEG_INFINITY, sum: 0.0, weight_sum: 0.0, weighted_logit: 0.0 }
     }
 }
 
-/// Per-thread column sums of pass 2: `Σ_i G_ij ref_i` (transposed, `(d, m_padded)`) and `Σ_i G_ij`.
-/// Float32 summed in row order, as the reference's `Gᵀ·ref` product and column sum do.
+/// Per-thread column sums of pass 2: `Σ_i G_ij ref_i` and `Σ_i G_ij`. Float32 summed in row order,
+/// as the reference's `Gᵀ·ref` product and column sum do.
 pub struct ColumnSums {
-    pub weighted_reference_t: Vec<f32>,
+    /// `Σ_i G_ij ref_ik` by tile, `(m_padded / TILE, d, TILE)`: what a tile updates is contiguous,
+    /// so the hardware prefetcher streams it.
+    pub weighted_reference: Vec<f32>,
     pub weight_sum: Vec<f32>,
+    d: usize,
 }
 
 impl ColumnSums {
     pub fn new(d: usize, m_padded: usize) -> Self {
-        ColumnSums { weighted_reference_t: vec![0.0; d * m_padded], weight_sum: vec![0.0; m_padded] }
+        ColumnSums { weighted_reference: vec![0.0; d * m_padded], weight_sum: vec![0.0; m_padded], d }
+    }
+
+    /// `Σ_i G_ij ref_ik`.
+    pub fn weighted_reference(&self, j: usize, k: usize) -> f32 {
+        self.weighted_reference[(j / TILE * self.d + k) * TILE + j % TILE]
     }
 
     pub fn add(mut self, other: ColumnSums) -> Self {
-        for (a, b) in self.weighted_reference_t.iter_mut().zip(&other.weighted_reference_t) {
+        for (a, b) in self.weighted_reference.iter_mut().zip(&other.weighted_reference) {
             *a += b;
         }
         for (a, b) in self.weight_sum.iter_mut().zip(&other.weight_sum) {
@@ -82,405 +160,554 @@ impl ColumnSums {
     }
 }
 
-#[inline(always)]
-fn mul_add(fma: bool, a: f32, b: f32, c: f32) -> f32 {
-    // Without hardware FMA, `mul_add` would be a libm call; the separate form vectorises.
-    if fma { a.mul_add(b, c) } else { a * b + c }
+/// Per-thread working memory of a block: its logits (`m` vectors) and its rows transposed.
+pub struct Scratch {
+    logits: Vec<Rows>,
+    reference_t: Vec<Rows>,
+    row_sums: Vec<Rows>,
 }
 
-/// `exp` of every element (Cephes-style: round to `k·ln2 + r`, degree-6 polynomial, scale by `2^k`),
-/// branch-free so that it vectorises; relative error ~1e-7. Arguments below -87.3 give 0 or a value
-/// under 1e-37, as the callers only need `exp(x ≤ 0)` summed next to `exp(0) = 1`.
+impl Scratch {
+    pub fn new(layout: &Layout) -> Self {
+        Scratch {
+            logits: vec![[0.0; BLOCK_ROWS]; layout.m],
+            reference_t: vec![[0.0; BLOCK_ROWS]; layout.d],
+            row_sums: vec![[0.0; BLOCK_ROWS]; layout.d],
+        }
+    }
+}
+
+/// Where pass 2 puts a block's results.
+pub struct GradientOut<'a> {
+    /// `(rows, d)`: `Σ_j G_ij neg_j` for the block's rows.
+    pub weighted_negative: &'a mut [f32],
+    /// The thread's column sums.
+    pub columns: &'a mut ColumnSums,
+}
+
+/// `exp` of every lane for arguments `x ≤ 0` (Cephes-style: round to `k·ln2 + r`, degree-6
+/// polynomial, scale by `2^k`), branch-free; relative error ~1e-7. Arguments below -87.3 give 0 or a
+/// value under 1e-37, as the callers only need `exp(x ≤ 0)` summed next to `exp(0) = 1`.
 #[inline(always)]
-fn exp_tile(fma: bool, x: &mut [f32; TILE]) {
+fn exp<V: Vector>(x: V) -> V {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5·2^23: adding it rounds to an integer held in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     const ROUND_BITS: u32 = 0x4B40_0000;
-    for v in x.iter_mut() {
-        let a = v.clamp(-88.0, 88.0);
-        let shifted = mul_add(fma, a, LOG2E, ROUND);
-        let k = shifted - ROUND;
-        let r = mul_add(fma, k, -LN2_LO, mul_add(fma, k, -LN2_HI, a));
-        let mut p = 1.987_569_1e-4;
-        p = mul_add(fma, p, r, 1.398_199_9e-3);
-        p = mul_add(fma, p, r, 8.333_452e-3);
-        p = mul_add(fma, p, r, 4.166_579_6e-2);
-        p = mul_add(fma, p, r, 1.666_666_5e-1);
-        p = mul_add(fma, p, r, 0.5);
-        let y = mul_add(fma, p * r, r, r) + 1.0;
-        // 2^k from the integer in `shifted`'s mantissa; k = -127 gives the bit pattern of 0.
-        let exponent = shifted.to_bits().wrapping_sub(ROUND_BITS).wrapping_add(127) << 23;
-        *v = y * f32::from_bits(exponent);
-    }
+    let c = V::splat;
+    // Clamped below only: every argument is a logit minus a maximum it does not exceed.
+    let a = x.max(c(-88.0));
+    let shifted = a.mul_add(c(LOG2E), c(ROUND));
+    let k = shifted.sub(c(ROUND));
+    let r = k.mul_add(c(-LN2_LO), k.mul_add(c(-LN2_HI), a));
+    let mut p = c(1.987_569_1e-4);
+    p = p.mul_add(r, c(1.398_199_9e-3));
+    p = p.mul_add(r, c(8.333_452e-3));
+    p = p.mul_add(r, c(4.166_579_6e-2));
+    p = p.mul_add(r, c(1.666_666_5e-1));
+    p = p.mul_add(r, c(0.5));
+    let y = p.mul(r).mul_add(r, r).add(c(1.0));
+    // 2^k from the integer in `shifted`'s mantissa; k = -127 gives the bit pattern of 0.
+    y.mul(shifted.shifted_exponent(127u32.wrapping_sub(ROUND_BITS)))
 }
 
-/// Reference rows whose similarity tiles are computed together where there are registers for
-/// them (AVX-512: 4 rows × 4 vectors of accumulators), so that each loaded negative serves 4 rows.
-pub const SIM_ROWS: usize = 4;
-
-/// The raw similarities of reference rows `rows` (at most [`SIM_ROWS`]) with negatives
-/// `j0..j0+TILE`, into `out[..rows.len()]`; `wide`: compute [`SIM_ROWS`] rows at once (for d ≥ 16).
+/// Logits of the block's rows with the negatives `j..j+C`, into `out[..C]`: each similarity a
+/// sequential fused multiply-add over `d` (as BLAS), then for the Euclidean similarity
+/// `-(|r|² + |q|² - 2 r·q)` in the reference's order of operations, then the scaling. `C` columns at
+/// once so that each loaded reference vector serves `C` independent sums.
 #[inline(always)]
-fn similarity_tiles(
-    fma: bool,
-    wide: bool,
-    layout: &Layout,
-    rows: std::ops::Range<usize>,
-    j0: usize,
-    out: &mut [[f32; TILE]; SIM_ROWS],
-) {
-    // For short rows (small d) the per-row work after the dot products dominates and one row at a
-    // time measured as fast.
-    if wide && layout.d >= 16 && rows.len() == SIM_ROWS {
-        similarity_rows::<SIM_ROWS>(fma, layout, rows.start, j0, out);
-    } else {
-        for (i, row) in rows.enumerate() {
-            similarity_rows::<1>(fma, layout, row, j0, &mut out[i..i + 1]);
-        }
-    }
-}
-
-/// `R` rows from `row0`: each a sequential fused multiply-add over `d` (as BLAS), then for the
-/// Euclidean similarity `-(|r|² + |q|² - 2 r·q)` in the reference's order of operations.
-#[inline(always)]
-fn similarity_rows<const R: usize>(fma: bool, layout: &Layout, row0: usize, j0: usize, out: &mut [[f32; TILE]]) {
+fn logit_columns<V: Vector, const C: usize>(layout: &Layout, reference_t: &[Rows], reference_sq: V, j: usize, out: &mut [Rows]) {
     let d = layout.d;
-    let r: [&[f32]; R] = std::array::from_fn(|i| &layout.reference[(row0 + i) * d..(row0 + i + 1) * d]);
-    let mut acc = [[0.0f32; TILE]; R];
-    for (k, negative_row) in layout.negative_t.chunks_exact(layout.m_padded).enumerate() {
-        let q: &[f32; TILE] = negative_row[j0..j0 + TILE].try_into().expect("tile inside the layout");
-        for i in 0..R {
-            let rk = r[i][k];
-            for t in 0..TILE {
-                acc[i][t] = mul_add(fma, rk, q[t], acc[i][t]);
-            }
+    let reference_t = &reference_t[..d];
+    let q: [&[f32]; C] = std::array::from_fn(|c| &layout.negative[(j + c) * d..(j + c + 1) * d]);
+    let mut acc = [V::splat(0.0); C];
+    for (k, r) in reference_t.iter().enumerate() {
+        let r = V::load(r);
+        for c in 0..C {
+            acc[c] = r.mul_add(V::splat(q[c][k]), acc[c]);
         }
     }
-    for (i, (out, mut sim)) in out.iter_mut().zip(acc).enumerate() {
+    for (c, (out, mut sim)) in out[..C].iter_mut().zip(acc).enumerate() {
         if layout.similarity == Similarity::Euclidean {
-            let rsq = layout.reference_sq[row0 + i];
-            let qsq: &[f32; TILE] = layout.negative_sq[j0..j0 + TILE].try_into().expect("tile inside the layout");
-            for t in 0..TILE {
-                sim[t] = -((rsq + qsq[t]) - sim[t] * 2.0);
-            }
+            let qsq = V::splat(layout.negative_sq[j + c]);
+            // `-(a - 2s)` is `2s - a` exactly (rounding to nearest is symmetric), and `2s` is exact,
+            // so one fused multiply-subtract rounds as the reference's two operations.
+            sim = sim.mul_sub(V::splat(2.0), reference_sq.add(qsq));
         }
-        *out = sim;
+        layout.logit.apply(sim).store(out);
     }
 }
 
-/// Logits `sim/τ` or `s·sim` of a tile; padding columns (beyond `m`) become -inf so they weigh
-/// nothing.
+/// Adds the tile's per-lane float32 sums to the float64 ones.
 #[inline(always)]
-fn logits(layout: &Layout, j0: usize, sim: &[f32; TILE], out: &mut [f32; TILE]) {
-    match layout.scaling {
-        Scaling::DivideByTemperature(t) => {
-            for i in 0..TILE {
-                out[i] = sim[i] / t;
-            }
-        }
-        Scaling::MultiplyByInverseTemperature(s) => {
-            for i in 0..TILE {
-                out[i] = sim[i] * s;
-            }
-        }
-    }
-    if j0 + TILE > layout.m {
-        for v in out.iter_mut().skip(layout.m - j0) {
-            *v = f32::NEG_INFINITY;
-        }
+fn add_lanes(sums: &mut [[f64; BLOCK_ROWS]; LANES], lanes: &[Rows; LANES]) {
+    for (sum, &lane) in sums.as_flattened_mut().iter_mut().zip(lanes.as_flattened()) {
+        *sum += f64::from(lane);
     }
 }
 
-/// Adds the tile's values into per-lane float64 sums (float32 within the tile).
+/// Each row's float64 lanes combined in lane order.
 #[inline(always)]
-fn add_lanes(sums: &mut [f64; LANES], x: &[f32; TILE]) {
-    let mut lanes = [0.0f32; LANES];
-    for chunk in x.chunks_exact(LANES) {
-        for l in 0..LANES {
-            lanes[l] += chunk[l];
-        }
-    }
-    for l in 0..LANES {
-        sums[l] += f64::from(lanes[l]);
-    }
+fn combine_lanes(sums: &[[f64; BLOCK_ROWS]; LANES], row: usize) -> f64 {
+    sums.iter().map(|s| s[row]).sum()
 }
 
-/// Combines the lanes pairwise, halving each step: a short dependency chain, in vector registers.
-#[inline(always)]
-fn tree(mut lanes: [f32; LANES], combine: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut width = LANES / 2;
-    while width > 0 {
-        for l in 0..width {
-            lanes[l] = combine(lanes[l], lanes[l + width]);
-        }
-        width /= 2;
-    }
-    lanes[0]
-}
-
-#[inline(always)]
-fn lane_max(x: &[f32; TILE]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    for chunk in x.chunks_exact(LANES) {
-        for l in 0..LANES {
-            lanes[l] = lanes[l].max(chunk[l]);
-        }
-    }
-    tree(lanes, f32::max)
-}
-
-/// Pass 1 over all tiles for the rows `rows` (whose states are `states`): the online log-sum-exp.
-pub fn log_sum_exp_pass(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
+/// The block of reference rows from `row0` (its last block may be short: the missing rows are
+/// zeros, and weigh nothing in pass 2), `states` its rows' states. Pass 1 always; pass 2 where `out`
+/// is given.
+pub fn block(layout: &Layout, row0: usize, states: &mut [RowState], scratch: &mut Scratch, out: Option<GradientOut>) {
     #[cfg(target_arch = "x86_64")]
-    if avx512_detected() {
-        // SAFETY: the CPU has the features `log_sum_exp_avx512` is compiled for (checked just above).
-        return unsafe { log_sum_exp_avx512(layout, rows, states) };
+    {
+        if avx512_detected() {
+            // SAFETY: the CPU has the features `block_avx512` is compiled for (checked just above).
+            return unsafe { block_avx512(layout, row0, states, scratch, out) };
+        }
+        if avx2_detected() {
+            // SAFETY: the CPU has the features `block_avx2` is compiled for (checked just above).
+            return unsafe { block_avx2(layout, row0, states, scratch, out) };
+        }
     }
-    log_sum_exp_multiversion(layout, rows, states);
+    block_body::<Plain<{ cfg!(target_arch = "aarch64") }>>(layout, row0, states, scratch, out);
 }
 
-/// [`log_sum_exp_pass`] compiled for AVX-512 (a tile is four 16-lane registers).
+/// [`block`] compiled for AVX-512.
 ///
 /// # Safety
 /// The CPU must support AVX-512F/VL/BW/DQ, AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
-unsafe fn log_sum_exp_avx512(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
-    log_sum_exp_body(true, true, layout, rows, states);
+unsafe fn block_avx512(layout: &Layout, row0: usize, states: &mut [RowState], scratch: &mut Scratch, out: Option<GradientOut>) {
+    block_body::<Avx512>(layout, row0, states, scratch, out);
 }
 
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
-fn log_sum_exp_multiversion(layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
-    log_sum_exp_body(target_cfg_f!(target_feature = "fma"), false, layout, rows, states);
+/// [`block`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_avx2(layout: &Layout, row0: usize, states: &mut [RowState], scratch: &mut Scratch, out: Option<GradientOut>) {
+    block_body::<Avx2>(layout, row0, states, scratch, out);
 }
 
-/// Whether the AVX-512 versions of the passes can run (detected once, then cached by `std`).
+/// Whether the AVX-512 version can run (detected once, then cached by `std`).
 #[cfg(target_arch = "x86_64")]
 fn avx512_detected() -> bool {
     std::is_x86_feature_detected!("avx512f")
         && std::is_x86_feature_detected!("avx512vl")
         && std::is_x86_feature_detected!("avx512bw")
         && std::is_x86_feature_detected!("avx512dq")
-        && std::is_x86_feature_detected!("fma")
+        && avx2_detected()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_detected() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+/// Whether the version [`block`] runs has fused multiply-add (which [`LogitScale::CorrectedDivide`]
+/// needs to be fast).
+pub fn fma_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx2_detected();
+    #[cfg(not(target_arch = "x86_64"))]
+    return cfg!(target_arch = "aarch64");
 }
 
 #[inline(always)]
-fn log_sum_exp_body(fma: bool, wide: bool, layout: &Layout, rows: std::ops::Range<usize>, states: &mut [RowState]) {
-    let mut sims = [[0.0f32; TILE]; SIM_ROWS];
-    let mut logit = [0.0f32; TILE];
-    let mut sums = vec![[0.0f64; LANES]; rows.len()];
-    for j0 in (0..layout.m_padded).step_by(TILE) {
-        for (i, ((row, state), sum)) in rows.clone().zip(states.iter_mut()).zip(sums.iter_mut()).enumerate() {
-            if i % SIM_ROWS == 0 {
-                similarity_tiles(fma, wide, layout, row..(row + SIM_ROWS).min(rows.end), j0, &mut sims);
-            }
-            logits(layout, j0, &sims[i % SIM_ROWS], &mut logit);
-            let tile_max = lane_max(&logit);
-            if tile_max > state.max {
-                // Rescale what was summed relative to the old maximum.
-                let factor = f64::from(state.max - tile_max).exp();
-                for s in sum.iter_mut() {
-                    *s *= factor;
-                }
-                state.max = tile_max;
-            }
-            let max = state.max;
-            for v in logit.iter_mut() {
-                *v -= max;
-            }
-            exp_tile(fma, &mut logit);
-            add_lanes(sum, &logit);
+fn block_body<V: Vector>(layout: &Layout, row0: usize, states: &mut [RowState], scratch: &mut Scratch, out: Option<GradientOut>) {
+    let d = layout.d;
+    let rows = states.len();
+    let mut reference_sq = [0.0f32; BLOCK_ROWS];
+    for (b, row) in layout.reference[row0 * d..(row0 + rows) * d].chunks_exact(d).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            scratch.reference_t[k][b] = v;
+        }
+        if layout.similarity == Similarity::Euclidean {
+            reference_sq[b] = layout.reference_sq[row0 + b];
         }
     }
-    for (state, sum) in states.iter_mut().zip(&sums) {
-        state.sum += sum.iter().sum::<f64>();
+    for r in scratch.reference_t.iter_mut() {
+        r[rows..].fill(0.0);
+    }
+    let max = log_sum_exp_pass::<V>(layout, &scratch.reference_t, V::load(&reference_sq), &mut scratch.logits, states);
+    if let Some(out) = out {
+        let mut log_sum = [0.0f32; BLOCK_ROWS];
+        for (l, state) in log_sum.iter_mut().zip(states.iter()) {
+            *l = state.sum.ln() as f32;
+        }
+        gradient_pass::<V>(layout, row0, &max, &log_sum, states, scratch, out);
     }
 }
 
-/// Pass 2 over all tiles for the rows `rows` (a task: [`ROW_BLOCK`]s, each tile visiting all of them
-/// before the next tile), given their final `max` and `log_sums` =
-/// `ln Σ_j exp(logit_ij - max_i)`: `G_ij = exp(logit_ij - max_i - log_sum_i)·(1/n)·s`, in the order
-/// of operations of the reference's autograd; accumulates `Σ_j G_ij neg_j` into `weighted_negative`
-/// (`(rows, d)`), the row sums in `states`, and `Σ_i G_ij ref_i`, `Σ_i G_ij` into `columns`.
-pub fn gradient_pass(
-    layout: &Layout,
-    rows: std::ops::Range<usize>,
-    states: &mut [RowState],
-    log_sums: &[f32],
-    weighted_negative: &mut [f32],
-    columns: &mut ColumnSums,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512_detected() {
-        // SAFETY: the CPU has the features `gradient_avx512` is compiled for (checked just above).
-        return unsafe { gradient_avx512(layout, rows, states, log_sums, weighted_negative, columns) };
-    }
-    gradient_multiversion(layout, rows, states, log_sums, weighted_negative, columns);
-}
-
-/// [`gradient_pass`] compiled for AVX-512.
-///
-/// # Safety
-/// The CPU must support AVX-512F/VL/BW/DQ, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
-unsafe fn gradient_avx512(
-    layout: &Layout,
-    rows: std::ops::Range<usize>,
-    states: &mut [RowState],
-    log_sums: &[f32],
-    weighted_negative: &mut [f32],
-    columns: &mut ColumnSums,
-) {
-    gradient_body(true, true, layout, rows, states, log_sums, weighted_negative, columns);
-}
-
-#[multiversion(targets("x86_64+avx2+fma", "aarch64+neon"))]
-fn gradient_multiversion(
-    layout: &Layout,
-    rows: std::ops::Range<usize>,
-    states: &mut [RowState],
-    log_sums: &[f32],
-    weighted_negative: &mut [f32],
-    columns: &mut ColumnSums,
-) {
-    gradient_body(target_cfg_f!(target_feature = "fma"), false, layout, rows, states, log_sums, weighted_negative, columns);
-}
-
+/// Pass 1: all logits of the block into `logits`, and the online log-sum-exp. Returns the rows'
+/// maxima (padding rows included).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gradient_body(
-    fma: bool,
-    wide: bool,
+fn log_sum_exp_pass<V: Vector>(layout: &Layout, reference_t: &[Rows], reference_sq: V, logits: &mut [Rows], states: &mut [RowState]) -> Rows {
+    let mut max = [f32::NEG_INFINITY; BLOCK_ROWS];
+    let mut sums = [[0.0f64; BLOCK_ROWS]; LANES];
+    for (tile_index, tile) in logits.chunks_mut(TILE).enumerate() {
+        let j0 = tile_index * TILE;
+        let mut t = 0;
+        while V::WIDE && t + 4 <= tile.len() {
+            logit_columns::<V, 4>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
+            t += 4;
+        }
+
+        while t < tile.len() {
+            logit_columns::<V, 1>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
+            t += 1;
+        }
+        let mut tile_max = [f32::NEG_INFINITY; BLOCK_ROWS];
+        tile.iter().fold(V::splat(f32::NEG_INFINITY), |m, v| V::load(v).max(m)).store(&mut tile_max);
+        if (0..BLOCK_ROWS).any(|l| tile_max[l] > max[l]) {
+            for l in 0..BLOCK_ROWS {
+                if tile_max[l] > max[l] {
+                    // Rescale what was summed relative to the old maximum.
+                    let factor = f64::from(max[l] - tile_max[l]).exp();
+                    for sum in sums.iter_mut() {
+                        sum[l] *= factor;
+                    }
+                    max[l] = tile_max[l];
+                }
+            }
+        }
+        let row_max = V::load(&max);
+        let mut lanes = [V::splat(0.0); LANES];
+        for chunk in tile.chunks(LANES) {
+            for (lane, logit) in lanes.iter_mut().zip(chunk) {
+                *lane = lane.add(exp(V::load(logit).sub(row_max)));
+            }
+        }
+        let mut lane_values = [[0.0f32; BLOCK_ROWS]; LANES];
+        for (lane, out) in lanes.iter().zip(lane_values.iter_mut()) {
+            lane.store(out);
+        }
+        add_lanes(&mut sums, &lane_values);
+    }
+    for (b, state) in states.iter_mut().enumerate() {
+        state.max = max[b];
+        state.sum += combine_lanes(&sums, b);
+    }
+    max
+}
+
+/// Columns of a tile as vectors of [`BLOCK_ROWS`].
+pub const TILE_VECTORS: usize = TILE / BLOCK_ROWS;
+
+/// Pass 2, given the block's logits, maxima and `log_sum` = `ln Σ_j exp(logit_ij - max_i)`:
+/// `G_ij = exp(logit_ij - max_i - log_sum_i)·(1/n)·s`, in the order of operations of the reference's
+/// autograd; `Σ_j G_ij neg_j` into `out.weighted_negative`, the row sums into `states`, and
+/// `Σ_i G_ij ref_i`, `Σ_i G_ij` into `out.columns`.
+#[inline(always)]
+fn gradient_pass<V: Vector>(
     layout: &Layout,
-    rows: std::ops::Range<usize>,
+    row0: usize,
+    max: &Rows,
+    log_sum: &Rows,
     states: &mut [RowState],
-    log_sums: &[f32],
-    weighted_negative: &mut [f32],
-    columns: &mut ColumnSums,
+    scratch: &mut Scratch,
+    out: GradientOut,
 ) {
     let d = layout.d;
-    let mp = layout.m_padded;
-    let blocks = rows.len().div_ceil(ROW_BLOCK);
-    // Σ_j G_ij neg_jk, per row block `(d, ROW_BLOCK)`, summed over j in order (as the reference's
-    // `G·neg` product): the tile's weights are kept transposed, `(TILE, ROW_BLOCK)`, so that the sum
-    // runs over rows in vector lanes.
-    let mut all_row_sums = vec![[0.0f32; ROW_BLOCK]; d * blocks];
-    // Per row: lanes of Σ_j G_ij and of Σ_j G_ij·sim_ij.
-    let mut lane_sums = vec![[[0.0f64; LANES]; 2]; rows.len()];
-    let mut weight_t = [[0.0f32; ROW_BLOCK]; TILE];
-    let mut weights = [[0.0f32; TILE]; ROW_BLOCK];
-    let mut sims = [[0.0f32; TILE]; SIM_ROWS];
+    let rows = states.len();
     let inverse_n = 1.0 / layout.n as f32;
-    let inverse_t = layout.scaling.inverse_temperature() as f32;
-    for (j0, blk) in (0..mp).step_by(TILE).flat_map(|j0| (0..blocks).map(move |blk| (j0, blk))) {
-        let first = blk * ROW_BLOCK;
-        let block_rows = rows.start + first..(rows.start + first + ROW_BLOCK).min(rows.end);
-        let block = block_rows.len();
-        let block_reference = &layout.reference[block_rows.start * d..block_rows.end * d];
-        let row_sums = &mut all_row_sums[blk * d..(blk + 1) * d];
-        for (b, row) in block_rows.clone().enumerate() {
-            let state = &mut states[first + b];
-            if b % SIM_ROWS == 0 {
-                similarity_tiles(fma, wide, layout, row..(row + SIM_ROWS).min(block_rows.end), j0, &mut sims);
-            }
-            let sim = &sims[b % SIM_ROWS];
-            let weight = &mut weights[b];
-            logits(layout, j0, sim, weight);
-            let (max, log_sum) = (state.max, log_sums[first + b]);
-            for v in weight.iter_mut() {
-                *v = (*v - max) - log_sum;
-            }
-            exp_tile(fma, weight);
-            for v in weight.iter_mut() {
-                *v = *v * inverse_n * inverse_t;
-            }
-            let [weight_sum, weighted_similarity] = &mut lane_sums[first + b];
-            add_lanes(weight_sum, weight);
-            let mut weighted = [0.0f32; TILE];
-            for t in 0..TILE {
-                weighted[t] = weight[t] * sim[t];
-                weight_t[t][b] = weight[t];
-            }
-            add_lanes(weighted_similarity, &weighted);
-        }
-        let weights = &weights[..block];
-        // Column sums over the block's rows in row order (as one row at a time would add them), with
-        // the tile's partial sums held in registers across the rows.
-        let column_weights: &mut [f32; TILE] =
-            (&mut columns.weight_sum[j0..j0 + TILE]).try_into().expect("tile inside the layout");
-        let mut acc = *column_weights;
-        for w in weights {
-            for t in 0..TILE {
-                acc[t] += w[t];
-            }
-        }
-        *column_weights = acc;
-        for k in 0..d {
-            let start = k * mp + j0;
-            let column: &mut [f32; TILE] =
-                (&mut columns.weighted_reference_t[start..start + TILE]).try_into().expect("tile inside the layout");
-            let mut acc = *column;
-            for (w, r) in weights.iter().zip(block_reference.chunks_exact(d)) {
-                let rk = r[k];
-                for t in 0..TILE {
-                    acc[t] = mul_add(fma, w[t], rk, acc[t]);
+    let inverse_t = match layout.logit {
+        LogitScale::Multiply(s) => s,
+        LogitScale::Divide(t) | LogitScale::CorrectedDivide { temperature: t, .. } => (1.0 / f64::from(t)) as f32,
+    };
+    // `(w·(1/n))·s`; one product where `1/n` is a power of two (exact, so the roundings agree).
+    let scale_once = inverse_n.to_bits() & 0x007f_ffff == 0 && inverse_n.is_normal() && (inverse_n * inverse_t).is_normal();
+    let (first, second) = if scale_once { (V::splat(inverse_n * inverse_t), V::splat(1.0)) } else { (V::splat(inverse_n), V::splat(inverse_t)) };
+    // Padding rows weigh nothing: their weights are multiplied by 0, the others' by 1 (exact).
+    let mut row_mask = [0.0f32; BLOCK_ROWS];
+    row_mask[..rows].fill(1.0);
+    let row_mask = V::load(&row_mask);
+    let (max, log_sum) = (V::load(max), V::load(log_sum));
+    let block_reference = &layout.reference[row0 * d..(row0 + rows) * d];
+    let mut weight_sums = [[0.0f64; BLOCK_ROWS]; LANES];
+    let mut weighted_logits = [[0.0f64; BLOCK_ROWS]; LANES];
+    let row_sums = &mut scratch.row_sums;
+    row_sums.iter_mut().for_each(|r| *r = [0.0; BLOCK_ROWS]);
+    // The tile's weights, rows in lanes (`(TILE, BLOCK_ROWS)`) and transposed, columns in lanes.
+    let mut weights = [[0.0f32; BLOCK_ROWS]; TILE];
+    let mut weights_t = [[[0.0f32; BLOCK_ROWS]; TILE_VECTORS]; BLOCK_ROWS];
+    for (tile_index, tile) in scratch.logits.chunks(TILE).enumerate() {
+        let j0 = tile_index * TILE;
+        let cols = tile.len();
+        let mut weight_lanes = [V::splat(0.0); LANES];
+        let mut weighted_lanes = [V::splat(0.0); LANES];
+        for (chunk, weights) in tile.chunks(LANES).zip(weights.chunks_mut(LANES)) {
+            for (lane, (logit, weight)) in chunk.iter().zip(weights).enumerate() {
+                let logit = V::load(logit);
+                let mut w = exp(logit.sub(max).sub(log_sum)).mul(first);
+                if !scale_once {
+                    w = w.mul(second);
                 }
+                if rows < BLOCK_ROWS {
+                    w = w.mul(row_mask);
+                }
+                weight_lanes[lane] = weight_lanes[lane].add(w);
+                weighted_lanes[lane] = w.mul_add(logit, weighted_lanes[lane]);
+                w.store(weight);
             }
-            *column = acc;
         }
-        // Σ_j G_ij neg_jk over the tile's negatives in order, four dimensions at a time so that
-        // independent sums hide the FMA latency.
+        let mut lane_values = [[0.0f32; BLOCK_ROWS]; LANES];
+        for (lane, out) in weight_lanes.iter().zip(lane_values.iter_mut()) {
+            lane.store(out);
+        }
+        add_lanes(&mut weight_sums, &lane_values);
+        for (lane, out) in weighted_lanes.iter().zip(lane_values.iter_mut()) {
+            lane.store(out);
+        }
+        add_lanes(&mut weighted_logits, &lane_values);
+        weights[cols..].iter_mut().for_each(|w| *w = [0.0; BLOCK_ROWS]);
+
+        // Σ_j G_ij neg_jk over the tile's negatives in order, with the rows in lanes; several
+        // dimensions at a time so that independent sums hide the FMA latency.
+        let negative = &layout.negative[j0 * d..(j0 + cols) * d];
+        let weights_all = &weights;
+        let weights = &weights[..cols];
+        // (Register blocks of 4 vectors of 64 rows need AVX-512's 32 registers.)
+        if V::WIDE {
+            let mut k = 0;
+            while k + 4 <= d {
+                row_sums_chunk::<V, 4>(weights, negative, d, k, &mut row_sums[k..k + 4]);
+                k += 4;
+            }
+            match d - k {
+                0 => {}
+                1 => row_sums_chunk::<V, 1>(weights, negative, d, k, &mut row_sums[k..]),
+                2 => row_sums_chunk::<V, 2>(weights, negative, d, k, &mut row_sums[k..]),
+                _ => row_sums_chunk::<V, 3>(weights, negative, d, k, &mut row_sums[k..]),
+            }
+        } else {
+            for k in 0..d {
+                row_sums_chunk::<V, 1>(weights, negative, d, k, &mut row_sums[k..k + 1]);
+            }
+        }
+
+        // Column sums over the block's rows in row order (as one row at a time would add them),
+        // with the columns in lanes.
+        for (v, square) in weights_all.chunks_exact(BLOCK_ROWS).enumerate() {
+            V::transpose(square.try_into().expect("BLOCK_ROWS vectors"), &mut weights_t, v);
+        }
+        let weights_t = &weights_t[..rows];
+        let column_weights = &mut out.columns.weight_sum[j0..j0 + TILE];
+        for (v, column) in column_weights.chunks_exact_mut(BLOCK_ROWS).enumerate() {
+            let column: &mut Rows = column.try_into().expect("tile inside the layout");
+            let mut acc = V::load(column);
+            for w in weights_t {
+                acc = acc.add(V::load(&w[v]));
+            }
+            acc.store(column);
+        }
+        let columns = &mut out.columns.weighted_reference[j0 * d..(j0 + TILE) * d];
         let mut k = 0;
-        while k + 4 <= d {
-            row_sums_chunk::<4>(fma, layout, j0, k, &weight_t, &mut row_sums[k..k + 4]);
+        while V::WIDE && k + 4 <= d {
+            column_sums_chunk::<V, 4>(weights_t, block_reference, d, k, columns);
             k += 4;
         }
         while k < d {
-            row_sums_chunk::<1>(fma, layout, j0, k, &weight_t, &mut row_sums[k..k + 1]);
+            column_sums_chunk::<V, 1>(weights_t, block_reference, d, k, columns);
             k += 1;
         }
     }
-    for (state, [weight_sum, weighted_similarity]) in states.iter_mut().zip(&lane_sums) {
-        state.weight_sum += weight_sum.iter().sum::<f64>();
-        state.weighted_similarity += weighted_similarity.iter().sum::<f64>();
+    for (b, state) in states.iter_mut().enumerate() {
+        state.weight_sum += combine_lanes(&weight_sums, b);
+        state.weighted_logit += combine_lanes(&weighted_logits, b);
     }
-    for (i, out) in weighted_negative.chunks_exact_mut(d).enumerate() {
-        let (blk, b) = (i / ROW_BLOCK, i % ROW_BLOCK);
+    for (b, out) in out.weighted_negative.chunks_exact_mut(d).enumerate() {
         for (k, v) in out.iter_mut().enumerate() {
-            *v = all_row_sums[blk * d + k][b];
+            *v = row_sums[k][b];
         }
     }
 }
 
-/// `sums[c][b] += Σ_t weight_t[t][b]·neg[j0 + t][k + c]` for `c < K`, summed over `t` in order.
+/// `sums[c] += Σ_t weights[t]·neg[t][k + c]` for `c < K`, summed over `t` in order.
 #[inline(always)]
-fn row_sums_chunk<const K: usize>(
-    fma: bool,
-    layout: &Layout,
-    j0: usize,
-    k: usize,
-    weight_t: &[[f32; ROW_BLOCK]; TILE],
-    sums: &mut [[f32; ROW_BLOCK]],
-) {
-    let mp = layout.m_padded;
-    let q: [&[f32; TILE]; K] = std::array::from_fn(|c| {
-        let start = (k + c) * mp + j0;
-        layout.negative_t[start..start + TILE].try_into().expect("tile inside the layout")
-    });
-    let mut acc: [[f32; ROW_BLOCK]; K] = std::array::from_fn(|c| sums[c]);
-    for (t, w) in weight_t.iter().enumerate() {
+fn row_sums_chunk<V: Vector, const K: usize>(weights: &[Rows], negative: &[f32], d: usize, k: usize, sums: &mut [Rows]) {
+    // (Loops, not `array::from_fn`: its closure would not be compiled for the vector's features.)
+    let mut acc = [V::splat(0.0); K];
+    for (a, s) in acc.iter_mut().zip(sums.iter()) {
+        *a = V::load(s);
+    }
+    for (w, q) in weights.iter().zip(negative.chunks_exact(d)) {
+        let q = &q[k..k + K];
+        let w = V::load(w);
         for c in 0..K {
-            let qt = q[c][t];
-            for b in 0..ROW_BLOCK {
-                acc[c][b] = mul_add(fma, w[b], qt, acc[c][b]);
+            acc[c] = w.mul_add(V::splat(q[c]), acc[c]);
+        }
+    }
+    for (a, out) in acc.iter().zip(sums) {
+        a.store(out);
+    }
+}
+
+/// `columns[k + c][..] += Σ_b weights_t[b]·reference[b][k + c]` for `c < K` (`columns`: the tile's
+/// `(d, TILE)` sums), over the rows `b` in order.
+#[inline(always)]
+fn column_sums_chunk<V: Vector, const K: usize>(
+    weights_t: &[[Rows; TILE_VECTORS]],
+    reference: &[f32],
+    d: usize,
+    k: usize,
+    columns: &mut [f32],
+) {
+    let column = |c: usize, v: usize| (k + c) * TILE + v * BLOCK_ROWS;
+    // (Loops, not `array::from_fn`: its closure would not be compiled for the vector's features.)
+    let mut acc = [[V::splat(0.0); TILE_VECTORS]; K];
+    for (c, a) in acc.iter_mut().enumerate() {
+        for (v, a) in a.iter_mut().enumerate() {
+            *a = V::load(columns[column(c, v)..column(c, v) + BLOCK_ROWS].try_into().expect("tile inside the layout"));
+        }
+    }
+    for (w, r) in weights_t.iter().zip(reference.chunks_exact(d)) {
+        let r = &r[k..k + K];
+        let mut wv = [V::splat(0.0); TILE_VECTORS];
+        for (wv, w) in wv.iter_mut().zip(w) {
+            *wv = V::load(w);
+        }
+        let w = wv;
+        for c in 0..K {
+            let rc = V::splat(r[c]);
+            for v in 0..TILE_VECTORS {
+                acc[c][v] = w[v].mul_add(rc, acc[c][v]);
             }
         }
     }
-    for (out, a) in sums.iter_mut().zip(acc) {
-        *out = a;
+    for (c, a) in acc.iter().enumerate() {
+        for (v, a) in a.iter().enumerate() {
+            a.store((&mut columns[column(c, v)..column(c, v) + BLOCK_ROWS]).try_into().expect("tile inside the layout"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-0.5, 0.5).
+    fn values(count: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..count)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// One block's both passes, by one of the kernel's versions.
+    type BlockRun = dyn Fn(&Layout, usize, &mut [RowState], &mut Scratch, GradientOut);
+
+    /// Everything the blocks of one layout produce, with `run` doing one block.
+    fn all_blocks(layout: &Layout, run: &BlockRun) -> (Vec<RowState>, Vec<f32>, ColumnSums) {
+        let mut states = vec![RowState::default(); layout.n];
+        let mut weighted = vec![0.0f32; layout.n * layout.d];
+        let mut columns = ColumnSums::new(layout.d, layout.m_padded);
+        let mut scratch = Scratch::new(layout);
+        for (block, (states, weighted_negative)) in
+            states.chunks_mut(BLOCK_ROWS).zip(weighted.chunks_mut(BLOCK_ROWS * layout.d)).enumerate()
+        {
+            run(layout, block * BLOCK_ROWS, states, &mut scratch, GradientOut { weighted_negative, columns: &mut columns });
+        }
+        (states, weighted, columns)
+    }
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The AVX-512 and AVX2 versions give bit for bit the results of the plain one with FMA
+    /// (whichever of them this CPU has), over short blocks and tiles, all scalings and both
+    /// similarities.
+    #[test]
+    fn every_vector_type_gives_the_same_bits() {
+        let (n, m) = (70, 150);
+        let mut compared = 0;
+        for d in [1, 3, 9, 33] {
+            let (reference, negative) = (values(n * d, d as u64), values(m * d, 100 + d as u64));
+            for similarity in [Similarity::Dot, Similarity::Euclidean] {
+                for logit in [LogitScale::Multiply(1.0), LogitScale::Multiply(2.5), LogitScale::new(Scaling::DivideByTemperature(0.3), true), LogitScale::Divide(0.3)] {
+                    let squares = |x: &[f32]| x.chunks_exact(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+                    let layout = Layout {
+                        reference: &reference,
+                        negative: &negative,
+                        d,
+                        n,
+                        m,
+                        m_padded: m.div_ceil(TILE) * TILE,
+                        negative_sq: squares(&negative),
+                        reference_sq: squares(&reference),
+                        similarity,
+                        logit,
+                    };
+                    let plain = all_blocks(&layout, &|l, r, s, sc, o| block_body::<Plain<true>>(l, r, s, sc, Some(o)));
+                    let mut others: Vec<(&str, _)> = Vec::new();
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        if avx2_detected() {
+                            // SAFETY: AVX2 and FMA were detected just above.
+                            others.push(("avx2", all_blocks(&layout, &|l, r, s, sc, o| unsafe { block_avx2(l, r, s, sc, Some(o)) })));
+                        }
+                        if avx512_detected() {
+                            // SAFETY: AVX-512 was detected just above.
+                            others.push(("avx512", all_blocks(&layout, &|l, r, s, sc, o| unsafe { block_avx512(l, r, s, sc, Some(o)) })));
+                        }
+                    }
+                    for (name, (states, weighted, columns)) in &others {
+                        let case = format!("{name} d={d} {similarity:?} {logit:?}");
+                        for (a, b) in states.iter().zip(&plain.0) {
+                            assert_eq!(
+                                (a.max.to_bits(), a.sum.to_bits(), a.weight_sum.to_bits(), a.weighted_logit.to_bits()),
+                                (b.max.to_bits(), b.sum.to_bits(), b.weight_sum.to_bits(), b.weighted_logit.to_bits()),
+                                "{case}: row state"
+                            );
+                        }
+                        assert_eq!(bits(weighted), bits(&plain.1), "{case}: Σ G·neg");
+                        assert_eq!(bits(&columns.weighted_reference), bits(&plain.2.weighted_reference), "{case}: Σ G·ref");
+                        assert_eq!(bits(&columns.weight_sum), bits(&plain.2.weight_sum), "{case}: Σ G");
+                        compared += 1;
+                    }
+                    // The weights of each row sum to s/n (here 1/n·s, n = 70).
+                    let s = match logit {
+                        LogitScale::Multiply(s) => f64::from(s),
+                        LogitScale::Divide(t) | LogitScale::CorrectedDivide { temperature: t, .. } => 1.0 / f64::from(t),
+                    };
+                    for state in &plain.0 {
+                        assert!((state.weight_sum - s / n as f64).abs() < 1e-6 * s, "d={d}: weight sum {}", state.weight_sum);
+                    }
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2_detected() {
+            assert!(compared > 0);
+        }
+    }
+
+    /// The FMA-corrected quotient is the correctly rounded `x/τ` (compared with the division over
+    /// many magnitudes and temperatures), and the scaling is chosen as documented.
+    #[test]
+    fn corrected_quotient_is_the_division() {
+        let temperatures = [0.1f32, 0.3, 0.07, 0.001, 1.0 / 3.0, 0.7, 3.0, 1e-3 * std::f32::consts::PI, 123.456];
+        for &t in &temperatures {
+            for (i, x) in values(200_000, t.to_bits() as u64).into_iter().enumerate() {
+                let x = x * 2f32.powi((i % 60) as i32 - 30);
+                assert_eq!(corrected_quotient(x, t).to_bits(), (x / t).to_bits(), "{x} / {t}");
+            }
+        }
+        assert_eq!(LogitScale::new(Scaling::DivideByTemperature(0.25), true), LogitScale::Multiply(4.0));
+        assert_eq!(LogitScale::new(Scaling::DivideByTemperature(1.0), false), LogitScale::Multiply(1.0));
+        assert!(matches!(LogitScale::new(Scaling::DivideByTemperature(0.1), true), LogitScale::CorrectedDivide { .. }));
+        assert_eq!(LogitScale::new(Scaling::DivideByTemperature(0.1), false), LogitScale::Divide(0.1));
+        // 1/τ overflows: divide.
+        assert_eq!(LogitScale::new(Scaling::DivideByTemperature(1e-39), true), LogitScale::Divide(1e-39));
+        assert_eq!(LogitScale::new(Scaling::MultiplyByInverseTemperature(0.1), true), LogitScale::Multiply(0.1));
     }
 }

@@ -2,17 +2,18 @@
 //! cosine (dot) or Euclidean similarities, forward and analytic backward, without ever holding the
 //! `n × m` similarity matrix.
 //!
-//! Pass 1 streams tiles of `TILE` negatives past blocks of reference rows and keeps, per row, the
-//! running maximum `c_i` of the logits and `Σ_j exp(logit_ij - c_i)` (an online log-sum-exp, rescaled
-//! whenever the maximum grows). The maximum ends as the reference's detached `c_i`, so the corrected
-//! align/uniform terms are reproduced. Pass 2 recomputes each tile and accumulates the softmax-weighted
-//! sums the gradients need. Tasks of `TASK_ROWS` rows are split over rayon's threads (each tile is used
-//! by all of a task's rows while it is in L1); each thread sums its column terms into its own buffer.
-//! Memory is O((n + m)·d) per thread.
+//! Blocks of `BLOCK_ROWS` reference rows are split over rayon's threads. For each block, pass 1
+//! streams tiles of `TILE` negatives and keeps, per row, the running maximum `c_i` of the logits and
+//! `Σ_j exp(logit_ij - c_i)` (an online log-sum-exp, rescaled whenever the maximum grows); the
+//! maximum ends as the reference's detached `c_i`, so the corrected align/uniform terms are
+//! reproduced. Pass 1 keeps the block's logits, and pass 2 reads them back to accumulate the
+//! softmax-weighted sums the gradients need; each thread sums its column terms into its own buffer.
+//! Memory is O((n + m)·d) plus `BLOCK_ROWS·m` logits per thread.
 //!
 //! Rounding follows the reference's float32 operations where that decides the last digits (which
 //! matters, because the gradients and the corrected align term are sums that nearly cancel): dot
-//! products are sequential fused multiply-adds over `d` (as BLAS), logits are `sim/τ` or `sim·s`, the
+//! products are sequential fused multiply-adds over `d` (as BLAS), logits are `sim/τ` (as a
+//! multiplication only where that is exact, else the correctly rounded quotient) or `sim·s`, the
 //! softmax weights are `exp(logit - c - lse)·(1/n)·s` (multiplied by `s = 1/τ` rather than divided by
 //! `τ`: one rounding apart, well inside the fixtures' tolerance, where the logits themselves must be
 //! divided exactly because `c` enters the align term), and the sums over negatives
@@ -23,9 +24,10 @@
 //! `W_ij = softmax_j(s N_ij)` and `G_ij = s W_ij / n`:
 //! `∂L/∂P_i = -s/n`, `∂L/∂N_ij = G_ij`, `∂L/∂s = (1/n) Σ_i (Σ_j W_ij N_ij - P_i)`.
 mod kernel;
+mod simd;
 
 use crate::error::{invalid, shape_mismatch, Result};
-use kernel::{ColumnSums, Layout, RowState, TASK_ROWS, TILE};
+use kernel::{ColumnSums, GradientOut, Layout, LogitScale, RowState, Scratch, BLOCK_ROWS, TILE};
 use rayon::prelude::*;
 
 /// The similarity of the InfoNCE variant.
@@ -186,34 +188,25 @@ impl Inputs<'_> {
 
     fn layout(&self) -> Layout<'_> {
         let (m, d) = (self.m, self.d);
-        let m_padded = m.div_ceil(TILE) * TILE;
-        let mut negative_t = vec![0.0f32; d * m_padded];
-        for (j, row) in self.negative.chunks_exact(d).enumerate() {
-            for (k, &v) in row.iter().enumerate() {
-                negative_t[k * m_padded + j] = v;
-            }
-        }
-        let squares = |x: &[f32], given: Option<&[f32]>, rows: usize| -> Vec<f32> {
-            let mut out: Vec<f32> = match given {
+        let squares = |x: &[f32], given: Option<&[f32]>| -> Vec<f32> {
+            match given {
                 Some(v) => v.to_vec(),
                 None => x.chunks_exact(d).map(|r| sum_of_products(r, r)).collect(),
-            };
-            out.resize(rows, 0.0);
-            out
+            }
         };
         let euclidean = self.similarity == Similarity::Euclidean;
         let pre = self.precomputed;
         Layout {
             reference: self.reference,
+            negative: self.negative,
             d,
             n: self.n,
             m,
-            m_padded,
-            negative_t,
-            negative_sq: if euclidean { squares(self.negative, pre.map(|p| p.negative_sq), m_padded) } else { Vec::new() },
-            reference_sq: if euclidean { squares(self.reference, pre.map(|p| p.reference_sq), self.n) } else { Vec::new() },
+            m_padded: m.div_ceil(TILE) * TILE,
+            negative_sq: if euclidean { squares(self.negative, pre.map(|p| p.negative_sq)) } else { Vec::new() },
+            reference_sq: if euclidean { squares(self.reference, pre.map(|p| p.reference_sq)) } else { Vec::new() },
             similarity: self.similarity,
-            scaling: self.scaling,
+            logit: LogitScale::new(self.scaling, kernel::fma_detected()),
         }
     }
 
@@ -246,10 +239,10 @@ fn sum_of_products(a: &[f32], b: &[f32]) -> f32 {
 
 fn log_sum_exp(layout: &Layout, n: usize) -> Vec<RowState> {
     let mut states = vec![RowState::default(); n];
-    states.par_chunks_mut(TASK_ROWS).enumerate().for_each(|(block, states)| {
-        let start = block * TASK_ROWS;
-        kernel::log_sum_exp_pass(layout, start..start + states.len(), states);
-    });
+    states.par_chunks_mut(BLOCK_ROWS).enumerate().for_each_init(
+        || Scratch::new(layout),
+        |scratch, (block, states)| kernel::block(layout, block * BLOCK_ROWS, states, scratch, None),
+    );
     states
 }
 
@@ -295,27 +288,28 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     inputs.check()?;
     let (n, m, d) = (inputs.n, inputs.m, inputs.d);
     let layout = inputs.layout();
-    let mut states = log_sum_exp(&layout, n);
+    let mut states = vec![RowState::default(); n];
+    let mut weighted_negative = vec![0.0f32; n * d];
+    // Each block runs both passes while its logits are at hand; each thread sums its column terms
+    // into its own buffer.
+    let columns = states
+        .par_chunks_mut(BLOCK_ROWS)
+        .zip(weighted_negative.par_chunks_mut(BLOCK_ROWS * d))
+        .enumerate()
+        .fold(
+            || (ColumnSums::new(d, layout.m_padded), Scratch::new(&layout)),
+            |(mut columns, mut scratch), (block, (states, weighted_negative))| {
+                let out = GradientOut { weighted_negative, columns: &mut columns };
+                kernel::block(&layout, block * BLOCK_ROWS, states, &mut scratch, Some(out));
+                (columns, scratch)
+            },
+        )
+        .map(|(columns, _)| columns)
+        .reduce_with(ColumnSums::add)
+        .expect("n >= 1 gives at least one block");
     let positive_similarity = inputs.positive_similarity();
     let losses = losses(inputs, &states, &positive_similarity);
     let rows = RowTerms::new(&states);
-    let log_sums = &rows.log_sum_exp;
-    let mut weighted_negative = vec![0.0f32; n * d];
-    let columns = states
-        .par_chunks_mut(TASK_ROWS)
-        .zip(weighted_negative.par_chunks_mut(TASK_ROWS * d))
-        .enumerate()
-        .fold(
-            || ColumnSums::new(d, layout.m_padded),
-            |mut columns, (block, (states, weighted))| {
-                let start = block * TASK_ROWS;
-                let rows = start..start + states.len();
-                kernel::gradient_pass(&layout, rows.clone(), states, &log_sums[rows], weighted, &mut columns);
-                columns
-            },
-        )
-        .reduce_with(ColumnSums::add)
-        .expect("n >= 1 gives at least one block");
 
     // ∂L/∂P_i = -s/n for every row, rounded as autograd does: the mean's 1/n, then the scaling.
     let g32 = inputs.scaling.apply(-(1.0 / n as f32));
@@ -346,7 +340,7 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let mut grad_neg = vec![0.0f32; m * d];
     for (j, q) in inputs.negative.chunks_exact(d).enumerate() {
         for k in 0..d {
-            let wr = columns.weighted_reference_t[k * layout.m_padded + j];
+            let wr = columns.weighted_reference(j, k);
             grad_neg[j * d + k] = match inputs.similarity {
                 Similarity::Dot => wr as f32,
                 // ∂N_ij/∂q_j = 2(r_i - q_j).
@@ -354,9 +348,11 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
             };
         }
     }
-    // Σ_j G_ij N_ij = (s/n) Σ_j W_ij N_ij, so ∂L/∂s = Σ_i weighted_similarity_i / s - mean(P).
-    let weighted: f64 = states.iter().map(|st| st.weighted_similarity).sum();
+    // Σ_j G_ij N_ij = (s/n) Σ_j W_ij N_ij, so ∂L/∂s = Σ_i Σ_j G_ij N_ij / s - mean(P), and the
+    // kernel's Σ_j G_ij logit_ij is s Σ_j G_ij N_ij (to the logits' float32 rounding).
+    let weighted: f64 = states.iter().map(|st| st.weighted_logit).sum();
+    let s = inputs.scaling.inverse_temperature();
     let positive_mean = positive_similarity.iter().map(|&p| f64::from(p)).sum::<f64>() / n as f64;
-    let grad_s = weighted / inputs.scaling.inverse_temperature() - positive_mean;
+    let grad_s = weighted / (s * s) - positive_mean;
     Ok(Gradients { losses, rows, reference: grad_ref, positive: grad_pos, negative: grad_neg, inverse_temperature: grad_s })
 }
