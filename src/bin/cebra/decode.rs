@@ -82,7 +82,7 @@ pub struct Decoded {
 pub fn decode(train: (&[f32], usize), train_targets: Targets, test: &[f32], test_targets: &Targets, k: usize, metric: Metric) -> CliResult<Decoded> {
     let (train_values, dims) = train;
     let train_rows = train_values.len() / dims.max(1);
-    if test.len() % dims.max(1) != 0 {
+    if !test.len().is_multiple_of(dims.max(1)) {
         return Err(format!("the test embedding is not rows of {dims} (the training embedding's dimension)"));
     }
     let test_rows = test.len() / dims.max(1);

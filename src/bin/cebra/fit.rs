@@ -219,7 +219,7 @@ impl FitProgress {
             bar.set_message(format!("loss {:.4} temperature {:.3}", r.loss, r.temperature));
         } else if self.plain {
             let tenth = (r.total_steps / 10).max(1);
-            if r.step == 1 || r.step % tenth == 0 || r.step == r.total_steps || self.last_line.elapsed() >= Duration::from_secs(5) {
+            if r.step == 1 || r.step.is_multiple_of(tenth) || r.step == r.total_steps || self.last_line.elapsed() >= Duration::from_secs(5) {
                 self.last_line = Instant::now();
                 let elapsed = self.start.elapsed().as_secs_f64();
                 let rate = r.step as f64 / elapsed.max(1e-9);
