@@ -867,9 +867,15 @@ fn first_conv_as_gemm(model: &dyn Model, x: &Tensor, starts: &[i64], field: usiz
     let offsets = Tensor::f_arange(out_len, (Kind::Int64, device))?;
     let index = Tensor::f_from_slice(starts)?.f_to_device(device)?.f_unsqueeze(1)?.f_add(&offsets.f_unsqueeze(0)?)?.f_reshape([-1])?;
     let rows = patches.f_index_select(0, &index)?; // (B·out_len, k·N), ordered [step][neuron]
-    let weight = conv.weight.f_permute([0, 2, 1])?.f_reshape([conv.out_channels, k * n])?;
+    // One product per kernel step j with the weight's slice (out, N) at j: the weight's gradient then
+    // arrives in the weight's own layout (a permuted view of it would reach autograd's accumulation
+    // as a strided gradient).
+    let mut sum = rows.f_narrow(1, 0, n)?.f_linear(&conv.weight.f_select(2, 0)?, Some(&conv.bias))?;
+    for j in 1..k {
+        sum = sum.f_add(&rows.f_narrow(1, j * n, n)?.f_linear::<Tensor>(&conv.weight.f_select(2, j)?, None)?)?;
+    }
     let b = starts.len() as i64;
-    let mut y = rows.f_linear(&weight, Some(&conv.bias))?.f_view([b, out_len, conv.out_channels])?.f_permute([0, 2, 1])?;
+    let mut y = sum.f_view([b, out_len, conv.out_channels])?.f_permute([0, 2, 1])?;
     for layer in network.net()[1..].iter().chain(network.after_net()) {
         y = layer.forward(&y, model.is_training())?;
     }
