@@ -847,35 +847,50 @@ fn windows(x: &Tensor, starts: &[i64], field: usize, device: Device) -> Result<T
 }
 
 /// The training fast path of convolutional networks: the first layer's convolution of every window
-/// as one matrix product over rows of the recording. With the recording `x` row-major `(T, N)`, the
-/// `k` input steps a kernel of width `k` sees from time `t` are the contiguous `k·N` values from row
-/// `t` on, so the rows of a strided view of `x` are the convolution's patches; gathering them and
-/// multiplying by the weight (reordered to `(out, k·N)`) gives the layer's output without building
-/// the windows, and its backward is one product for the weight (the recording needs no gradient).
-/// The other layers run as the model defines them. `None` when the model does not start with a
-/// stride-1 convolution (the caller builds the windows and runs the model).
+/// as matrix products over rows of the recording, without building the windows. Output step `s` of
+/// the window starting at `t` is `bias + Σ_j W_j · x[t + s + j]` (`W_j`: the weight's slice at kernel
+/// step `j`), so:
+/// - when the batch has more output steps than the recording has rows, every row is projected once
+///   (`x · W_jᵀ`, `T` rows) and the batch gathers the projected rows it needs: the layer's cost then
+///   depends on the recording's length, not on the batch size;
+/// - otherwise the batch's rows are gathered and projected.
+///
+/// Either way the backward is products for the weight only (the recording needs no gradient), and
+/// the weight's gradient arrives in its own layout. The other layers run as the model defines them.
+/// `None` when the model does not start with a stride-1 convolution (the caller builds the windows
+/// and runs the model).
 fn first_conv_as_gemm(model: &dyn Model, x: &Tensor, starts: &[i64], field: usize, device: Device) -> Result<Option<Tensor>> {
     let Some(network) = model.as_network() else { return Ok(None) };
     let (Some(Layer::Conv1d(conv)), true) = (network.net().first(), model.is_convolutional()) else { return Ok(None) };
     if conv.stride != 1 || (conv.kernel as usize) > field {
         return Ok(None);
     }
-    let (t, n) = (x.size()[0], x.size()[1]);
+    let t = x.size()[0];
     let k = conv.kernel;
     let out_len = field as i64 - k + 1;
-    let patches = x.f_as_strided([t - k + 1, k * n].as_slice(), [n, 1].as_slice(), None)?;
     let offsets = Tensor::f_arange(out_len, (Kind::Int64, device))?;
     let index = Tensor::f_from_slice(starts)?.f_to_device(device)?.f_unsqueeze(1)?.f_add(&offsets.f_unsqueeze(0)?)?.f_reshape([-1])?;
-    let rows = patches.f_index_select(0, &index)?; // (B·out_len, k·N), ordered [step][neuron]
-    // One product per kernel step j with the weight's slice (out, N) at j: the weight's gradient then
-    // arrives in the weight's own layout (a permuted view of it would reach autograd's accumulation
-    // as a strided gradient).
-    let mut sum = rows.f_narrow(1, 0, n)?.f_linear(&conv.weight.f_select(2, 0)?, Some(&conv.bias))?;
-    for j in 1..k {
-        sum = sum.f_add(&rows.f_narrow(1, j * n, n)?.f_linear::<Tensor>(&conv.weight.f_select(2, j)?, None)?)?;
+    let whole_recording = t <= starts.len() as i64 * out_len;
+    let mut sum: Option<Tensor> = None;
+    for j in 0..k {
+        let weight = conv.weight.f_select(2, j)?; // (out, N)
+        let bias = if j == 0 { Some(&conv.bias) } else { None };
+        let rows = index.f_add_scalar(j)?;
+        let term = if whole_recording {
+            x.f_linear(&weight, bias)?.f_index_select(0, &rows)?
+        } else {
+            x.f_index_select(0, &rows)?.f_linear(&weight, bias)?
+        };
+        sum = Some(match sum {
+            None => term,
+            Some(s) => s.f_add(&term)?,
+        });
     }
+    let sum = sum.expect("kernel width >= 1");
     let b = starts.len() as i64;
-    let mut y = sum.f_view([b, out_len, conv.out_channels])?.f_permute([0, 2, 1])?;
+    // Contiguous (batch, out, time), as a convolution gives it: the next layers (GELU, convolutions)
+    // take their vectorised paths only on that layout.
+    let mut y = sum.f_view([b, out_len, conv.out_channels])?.f_permute([0, 2, 1])?.f_contiguous()?;
     for layer in network.net()[1..].iter().chain(network.after_net()) {
         y = layer.forward(&y, model.is_training())?;
     }
@@ -959,28 +974,31 @@ mod tests {
             for p in &params {
                 let _ = p.shallow_clone().set_requires_grad(true);
             }
-            let starts: Vec<i64> = (0..9).map(|i| (i * 13 % (t - field + 1)) as i64).collect();
-            let run = |fast: bool| -> (Tensor, Vec<Tensor>) {
-                for p in &params {
-                    let mut g = p.grad();
-                    if g.defined() {
-                        let _ = g.zero_();
+            // Few windows: the batch's rows are projected; many: the whole recording is.
+            for count in [3, 60] {
+                let starts: Vec<i64> = (0..count).map(|i| (i * 13 % (t - field + 1)) as i64).collect();
+                let run = |fast: bool| -> (Tensor, Vec<Tensor>) {
+                    for p in &params {
+                        let mut g = p.grad();
+                        if g.defined() {
+                            let _ = g.zero_();
+                        }
                     }
-                }
-                let y = if fast {
-                    first_conv_as_gemm(model.as_ref(), &x, &starts, field, Device::Cpu).unwrap().unwrap_or_else(|| panic!("{name} not taken"))
-                } else {
-                    model.forward_train(&windows(&x, &starts, field, Device::Cpu).unwrap()).unwrap()
+                    let y = if fast {
+                        first_conv_as_gemm(model.as_ref(), &x, &starts, field, Device::Cpu).unwrap().unwrap_or_else(|| panic!("{name} not taken"))
+                    } else {
+                        model.forward_train(&windows(&x, &starts, field, Device::Cpu).unwrap()).unwrap()
+                    };
+                    let y = if y.dim() == 3 { y.squeeze_dim(2) } else { y };
+                    (&y * Tensor::from_slice(&[1.0f32, -2.0, 0.5]).view([1, 3])).sum(Kind::Float).backward();
+                    (y.detach(), params.iter().map(|p| p.grad().copy()).collect())
                 };
-                let y = if y.dim() == 3 { y.squeeze_dim(2) } else { y };
-                (&y * Tensor::from_slice(&[1.0f32, -2.0, 0.5]).view([1, 3])).sum(Kind::Float).backward();
-                (y.detach(), params.iter().map(|p| p.grad().copy()).collect())
-            };
-            let (y_fast, g_fast) = run(true);
-            let (y_ref, g_ref) = run(false);
-            assert!(f64::try_from((&y_fast - &y_ref).abs().max()).unwrap() < 1e-5, "{name}: outputs");
-            for (a, b) in g_fast.iter().zip(&g_ref) {
-                assert!(f64::try_from((a - b).abs().max()).unwrap() < 1e-4, "{name}: gradients");
+                let (y_fast, g_fast) = run(true);
+                let (y_ref, g_ref) = run(false);
+                assert!(f64::try_from((&y_fast - &y_ref).abs().max()).unwrap() < 1e-5, "{name}: outputs");
+                for (a, b) in g_fast.iter().zip(&g_ref) {
+                    assert!(f64::try_from((a - b).abs().max()).unwrap() < 1e-4, "{name}: gradients");
+                }
             }
             took += 1;
         }

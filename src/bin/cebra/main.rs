@@ -154,7 +154,22 @@ struct Dims {
 
 type CliResult<T = ()> = Result<T, String>;
 
+/// Keeps freed tensor memory in the heap instead of returning it to the system after every op. A
+/// training step allocates and frees tens of megabytes of activations and gradients; with glibc's
+/// defaults many of those blocks are fresh mappings whose pages the kernel faults in and zeroes on
+/// every step (about 15% of a step at batch 2048, measured with perf). This program owns its
+/// process, so it may set this; the library does not change a host program's allocator.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; it is called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::List { pattern, limit, no_expand } => list(pattern.as_deref(), limit, !no_expand),
