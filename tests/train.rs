@@ -437,3 +437,28 @@ fn a_callback_model_is_refused_with_the_reason() {
     // SAFETY: a valid NUL-terminated name.
     unsafe { assert_eq!(cebra_unregister(c"train-test-cb".as_ptr()), CEBRA_STATUS_OK) };
 }
+
+/// Fits started on several threads at once each get their seed's weights (the seeding and the weight
+/// draw share libtorch's global generator; the solver serialises them).
+#[test]
+fn concurrent_fits_follow_their_seeds() {
+    let (data, position) = place_cells(300, 6, 9);
+    let fit = |seed: u64| {
+        let recording = Recording::new(&data, 300, 6, Layout::RowMajor).unwrap();
+        let mut s = Solver::new(small_options().max_iterations(3).batch_size(16).seed(seed)).unwrap();
+        s.fit(&recording, &Labels::continuous(position.clone(), 1), |_| Progress::Continue).unwrap();
+        weights_of(&s)
+    };
+    let alone = [fit(1), fit(2)];
+    for _ in 0..3 {
+        let together: Vec<Vec<Tensor>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = [1u64, 2, 1, 2].iter().map(|&seed| scope.spawn(move || fit(seed))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, weights) in together.iter().enumerate() {
+            for (a, b) in weights.iter().zip(&alone[i % 2]) {
+                assert_eq!(max_abs_diff(a, b), 0.0, "thread {i}");
+            }
+        }
+    }
+}

@@ -476,6 +476,9 @@ impl std::fmt::Debug for Solver {
     }
 }
 
+/// Serialises seeding libtorch's global generator with drawing a model's initial weights.
+static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Metadata keys of a saved solver (besides the model's and criterion's).
 mod meta {
     pub const SOLVER: &str = "cebra.solver";
@@ -667,9 +670,14 @@ impl Trainer {
         let device = parse_device(&o.device)?;
         let seed = o.seed.unwrap_or(0);
         let args = ModelArgs::new(neurons as i64, o.num_hidden_units, o.output_dimension).with_options(o.model_options.clone());
-        // Weights (and dropout masks, which draw from the same generator) follow the seed.
-        crate::manual_seed(seed);
-        let mut model = crate::registry::init(&o.model_architecture, &args)?;
+        // Weights (and dropout masks, which draw from the same generator) follow the seed. Seeding
+        // and drawing the weights hold one lock, so that fits started on several threads at once each
+        // get their seed's weights (libtorch's generator is global).
+        let mut model = {
+            let _seeded = SEEDED_INIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            crate::manual_seed(seed);
+            crate::registry::init(&o.model_architecture, &args)?
+        };
         let name = &o.model_architecture;
         if model.as_classifier().is_some() {
             return Err(Error::Unsupported(format!(
