@@ -1,9 +1,9 @@
 //! Training: solver handles over [`crate::train::Solver`] (`cebra.CEBRA(...).fit(X, y)` without Python).
 use super::model::CebraModel;
-use super::stream::layout_of;
+use super::stream::{layout_of, recording_arg};
 use super::*;
 use crate::train::{Labels, Progress, Solver, SolverOptions, StepRecord};
-use crate::transform::{Recording, TransformOptions};
+use crate::transform::TransformOptions;
 use std::ffi::c_void;
 use std::sync::{Mutex, MutexGuard};
 
@@ -164,10 +164,8 @@ unsafe fn labels_of(
             .into())
         }
         (false, dims) => {
-            let count = element_count(&[num_timesteps, dims], "continuous")?;
             // SAFETY: `continuous` holds `num_timesteps * num_continuous` floats (contract above).
-            let values = unsafe { input_slice(continuous, count, "continuous") }?;
-            let matrix = Recording::new(values, num_timesteps as usize, dims as usize, layout)?;
+            let matrix = unsafe { recording_arg(continuous, num_timesteps, dims, layout, "continuous") }?;
             labels = Labels::continuous(matrix.to_row_major(), dims as usize);
         }
     }
@@ -212,10 +210,8 @@ pub unsafe extern "C" fn cebra_solver_fit(
         positive(num_neurons, "num_neurons")?;
         let layout = layout_of(layout)?;
         require(data, "data")?;
-        let count = element_count(&[num_timesteps, num_neurons], "data")?;
         // SAFETY: `data` holds `num_timesteps * num_neurons` floats (contract above).
-        let values = unsafe { input_slice(data, count, "data") }?;
-        let recording = Recording::new(values, num_timesteps as usize, num_neurons as usize, layout)?;
+        let recording = unsafe { recording_arg(data, num_timesteps, num_neurons, layout, "data") }?;
         // SAFETY: the label arrays hold what the contract above says.
         let labels = unsafe { labels_of(continuous, num_timesteps, num_continuous, layout, discrete) }?;
         let mut guard = handle.lock()?;
@@ -281,10 +277,8 @@ pub unsafe extern "C" fn cebra_solver_transform(
         let rows = crate::transform::output_timesteps(model, num_timesteps as usize, true)?;
         let needed = rows * model.num_output() as usize;
         check_capacity(out_len, needed, "out")?;
-        let count = element_count(&[num_timesteps, num_neurons], "data")?;
         // SAFETY: `data` holds `num_timesteps * num_neurons` floats (contract above).
-        let values = unsafe { input_slice(data, count, "data") }?;
-        let recording = Recording::new(values, num_timesteps as usize, num_neurons as usize, layout)?;
+        let recording = unsafe { recording_arg(data, num_timesteps, num_neurons, layout, "data") }?;
         // Computed aside, so that `out` is written only when everything succeeded.
         let mut result = vec![0f32; needed];
         crate::transform::transform_into(model, &recording, TransformOptions::default(), &mut result, &|_| {})?;

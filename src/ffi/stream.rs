@@ -18,6 +18,24 @@ impl CebraStream {
     }
 }
 
+/// A caller's `(num_timesteps, channels)` float matrix in `layout`, as a [`Recording`].
+///
+/// # Safety
+/// `data` is NULL or holds `num_timesteps * channels` initialised floats that nothing mutates during
+/// `'a`; both sizes are positive (checked by the caller).
+pub(crate) unsafe fn recording_arg<'a>(
+    data: *const f32,
+    num_timesteps: i64,
+    channels: i64,
+    layout: Layout,
+    name: &'static str,
+) -> FfiResult<Recording<'a>> {
+    let count = element_count(&[num_timesteps, channels], name)?;
+    // SAFETY: `data` holds `num_timesteps * channels` floats (this function's contract).
+    let values = unsafe { input_slice(data, count, name) }?;
+    Ok(Recording::new(values, num_timesteps as usize, channels as usize, layout)?)
+}
+
 pub(crate) fn layout_of(layout: u32) -> FfiResult<Layout> {
     match layout {
         CEBRA_LAYOUT_ROW_MAJOR => Ok(Layout::RowMajor),
@@ -62,10 +80,8 @@ pub unsafe extern "C" fn cebra_model_transform(
         require(data, "data")?;
         require(out, "out")?;
         require(out_timesteps, "out_timesteps")?;
-        let count = element_count(&[num_timesteps, num_neurons], "data")?;
         // SAFETY: `data` holds `num_timesteps * num_neurons` floats (contract above).
-        let values = unsafe { input_slice(data, count, "data") }?;
-        let recording = Recording::new(values, num_timesteps as usize, num_neurons as usize, layout)?;
+        let recording = unsafe { recording_arg(data, num_timesteps, num_neurons, layout, "data") }?;
         let options = TransformOptions { pad: pad != 0, batch_size: batch_size as usize, force_libtorch: false };
         let guard = handle.lock();
         let model: &dyn crate::model::Model = guard.as_ref();

@@ -717,10 +717,9 @@ impl Trainer {
             let (l, f) = full_batch_field(model.as_ref());
             Sampler::new(timesteps, labels, conditional, o.time_offsets, o.delta, o.hybrid, seed)?.full_batch(l, f)?;
         }
-        let mut criterion = o.criterion()?;
+        let criterion = o.criterion()?;
         if device != Device::Cpu {
-            move_parameters(model.as_ref(), device)?;
-            move_parameters_criterion(&mut criterion, device)?;
+            move_parameters(model.as_ref(), &criterion, device)?;
         }
         let mut params = model.parameters();
         params.extend(criterion.parameters());
@@ -808,13 +807,12 @@ impl Trainer {
 
     /// Ends training: dropout off, gradients off, parameters back on the CPU.
     pub fn finish(self) -> Result<(Box<dyn Model>, Criterion)> {
-        let Trainer { mut model, mut criterion, .. } = self;
+        let Trainer { mut model, criterion, .. } = self;
         model.set_training(false);
         for p in model.parameters().iter().chain(criterion.parameters().iter()) {
             let _ = p.shallow_clone().set_requires_grad(false);
         }
-        move_parameters(model.as_ref(), Device::Cpu)?;
-        move_parameters_criterion(&mut criterion, Device::Cpu)?;
+        move_parameters(model.as_ref(), &criterion, Device::Cpu)?;
         Ok((model, criterion))
     }
 }
@@ -825,18 +823,10 @@ fn full_batch_field(model: &dyn Model) -> (usize, usize) {
     if model.is_convolutional() { (model.offset().left as usize, model.offset().len() as usize) } else { (0, 1) }
 }
 
-/// Moves every parameter to `device` in place (`set_data`), so every view of it (shared layers, the
-/// state-dict list) follows.
-fn move_parameters(model: &dyn Model, device: Device) -> Result<()> {
-    for mut p in model.parameters() {
-        let moved = p.f_to_device(device)?;
-        p.f_set_data(&moved)?;
-    }
-    Ok(())
-}
-
-fn move_parameters_criterion(criterion: &mut Criterion, device: Device) -> Result<()> {
-    for mut p in criterion.parameters() {
+/// Moves the model's and the criterion's parameters to `device` in place (`set_data`), so every view
+/// of them (shared layers, the state-dict list) follows.
+fn move_parameters(model: &dyn Model, criterion: &Criterion, device: Device) -> Result<()> {
+    for mut p in model.parameters().into_iter().chain(criterion.parameters()) {
         let moved = p.f_to_device(device)?;
         p.f_set_data(&moved)?;
     }
