@@ -239,11 +239,17 @@ fn sum_of_products(a: &[f32], b: &[f32]) -> f32 {
 
 fn log_sum_exp(layout: &Layout, n: usize) -> Vec<RowState> {
     let mut states = vec![RowState::default(); n];
-    states.par_chunks_mut(BLOCK_ROWS).enumerate().for_each_init(
-        || Scratch::new(layout),
-        |scratch, (block, states)| kernel::block(layout, block * BLOCK_ROWS, states, scratch, None),
-    );
+    states.par_chunks_mut(BLOCK_ROWS).enumerate().for_each(|(block, states)| {
+        Scratch::with_thread_scratch(layout, |scratch| kernel::block(layout, block * BLOCK_ROWS, states, scratch, None))
+    });
     states
+}
+
+/// Blocks per piece of parallel work: enough pieces (four per thread) to balance the load when a
+/// thread is slowed, few enough that the per-piece column sums (`d × m` floats each, zeroed, then
+/// added up) stay a small part of the work; rayon would otherwise split down to single blocks.
+fn blocks_per_piece(n: usize) -> usize {
+    n.div_ceil(BLOCK_ROWS).div_ceil(4 * rayon::current_num_threads()).max(1)
 }
 
 /// The three terms, rounded as the reference's float32 tensors are: per-row terms and the final
@@ -290,21 +296,21 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let layout = inputs.layout();
     let mut states = vec![RowState::default(); n];
     let mut weighted_negative = vec![0.0f32; n * d];
-    // Each block runs both passes while its logits are at hand; each thread sums its column terms
-    // into its own buffer.
+    // Each block runs both passes while its logits are at hand; each piece of work sums its column
+    // terms into its own buffer.
     let columns = states
         .par_chunks_mut(BLOCK_ROWS)
         .zip(weighted_negative.par_chunks_mut(BLOCK_ROWS * d))
         .enumerate()
+        .with_min_len(blocks_per_piece(n))
         .fold(
-            || (ColumnSums::new(d, layout.m_padded), Scratch::new(&layout)),
-            |(mut columns, mut scratch), (block, (states, weighted_negative))| {
+            || ColumnSums::new(d, layout.m_padded),
+            |mut columns, (block, (states, weighted_negative))| {
                 let out = GradientOut { weighted_negative, columns: &mut columns };
-                kernel::block(&layout, block * BLOCK_ROWS, states, &mut scratch, Some(out));
-                (columns, scratch)
+                Scratch::with_thread_scratch(&layout, |scratch| kernel::block(&layout, block * BLOCK_ROWS, states, scratch, Some(out)));
+                columns
             },
         )
-        .map(|(columns, _)| columns)
         .reduce_with(ColumnSums::add)
         .expect("n >= 1 gives at least one block");
     let positive_similarity = inputs.positive_similarity();

@@ -29,6 +29,13 @@ pub trait Vector: Copy {
     fn max(self, b: Self) -> Self;
     /// Lane-wise `f32::from_bits(self.to_bits().wrapping_add(add) << 23)`.
     fn shifted_exponent(self, add: u32) -> Self;
+    /// `self·2^k` (one rounding) for integer-valued `k` in `[-126, 127]`, given also `shifted` =
+    /// `k + 1.5·2^23` (whose low mantissa bits hold `k`), from which `2^k` is built by its bits.
+    #[inline(always)]
+    fn mul_exp2(self, k: Self, shifted: Self) -> Self {
+        let _ = k;
+        self.mul(shifted.shifted_exponent(127u32.wrapping_sub(0x4B40_0000)))
+    }
 
     /// `out[b][v][t] = input[t][b]`: sixteen vectors transposed into column `v` of `out`.
     #[inline(always)]
@@ -284,6 +291,11 @@ mod x86 {
                 _mm512_castps_si512(a),
                 _mm512_set1_epi32(add as i32)
             ))))
+        }
+        #[inline(always)]
+        fn mul_exp2(self, k: Self, _shifted: Self) -> Self {
+            // One instruction instead of building `2^k` and multiplying; the same rounding.
+            registers!(Avx512, a: self, k: k => _mm512_scalef_ps(a, k))
         }
         #[inline(always)]
         fn transpose(input: &[Rows; BLOCK_ROWS], out: &mut [[Rows; TILE_VECTORS]; BLOCK_ROWS], v: usize) {
