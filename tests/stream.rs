@@ -169,7 +169,7 @@ fn kernels_match_libtorch() {
                 let xw: Vec<f32> = (0..kk as usize).map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1).collect();
                 let (mut single, mut reference) = (vec![0f32; cp], vec![0f32; cp]);
                 kernels::conv_row_latency(isa, &w, &b, kk as usize, cp, &xw, &mut single);
-                kernels::conv_rows(Isa::Scalar, &w, &b, kk as usize, cp, &xw, 0, 1, &mut reference);
+                kernels::conv_rows(&w, &b, kk as usize, cp, &xw, 0, 1, &mut reference);
                 assert!(max_diff(&single, &reference) <= 1e-4, "{isa:?} single row kk={kk} cp={cp}");
             }
         }

@@ -1,5 +1,6 @@
-//! The arithmetic of the compiled plan: convolution rows (a small matrix product per output time
-//! step) and the exact GELU, as plain scalar code and as AVX2+FMA code chosen at run time.
+//! The arithmetic of the streaming plan: one convolution row (a small matrix-vector product per
+//! output time step, the streaming case) and the exact GELU, as plain scalar code and as AVX2+FMA /
+//! AVX-512 code chosen at run time. Whole chunks run on the kernels of `block`.
 //!
 //! Layouts: activations are time-major, one row of channels per time step. A convolution with kernel
 //! `k` over rows of `stride` floats reads, for output row `t`, the `k * stride` contiguous floats
@@ -47,10 +48,10 @@ pub fn padded_channels(channels: usize) -> usize {
 }
 
 /// `out[t * cp + o] = bias[o] + sum_i x[t * stride + i] * w[i * cp + o]` for `t < rows`, `o < cp`,
-/// `i < kk`. Every row is computed with the same operation order whatever `rows` is, so a recording
-/// cut into chunks gives the same bits as one pass.
+/// `i < kk`, in plain scalar code: the reference the vector kernels are tested against (the
+/// whole-chunk kernels of `block` replaced the vector versions of this one).
 #[allow(clippy::too_many_arguments)]
-pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
+pub fn conv_rows(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
     assert!(cp.is_multiple_of(8) && cp > 0, "cp must be a positive multiple of 8");
     assert!(w.len() >= kk * cp && bias.len() >= cp, "weights too short");
     assert!(out.len() >= rows * cp, "output too short");
@@ -58,16 +59,7 @@ pub fn conv_rows(isa: Isa, w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f
         return;
     }
     assert!(x.len() >= (rows - 1) * stride + kk, "input too short");
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the lengths were checked above (every access below stays inside them) and
-        // `Isa::Avx2Fma` is only ever created by `Isa::detect` after checking the CPU features.
-        Isa::Avx2Fma => unsafe { avx2::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
-        #[cfg(all(target_arch = "x86_64", cebra_avx512))]
-        // SAFETY: as above; `Isa::Avx512` is only created after checking AVX-512F, AVX2 and FMA.
-        Isa::Avx512 => unsafe { avx512::conv_rows(w, bias, kk, cp, x, stride, rows, out) },
-        _ => conv_rows_scalar(w, bias, kk, cp, x, stride, rows, out),
-    }
+    conv_rows_scalar(w, bias, kk, cp, x, stride, rows, out);
 }
 
 /// [`conv_rows`] for one output row, with the sum split over two accumulator chains so that the
@@ -159,86 +151,6 @@ pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
 pub(super) mod avx2 {
     use super::{ERF_CLAMP, ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
-
-    /// A block of `R` output rows times `V` 8-channel vectors starting at vector `v0`: the
-    /// accumulators stay in registers (R * V <= 8) while the window is walked once.
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available; rows `t0..t0 + R` and vectors `v0..v0 + V` must lie inside
-    /// the slices as checked by `super::conv_rows`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn block<const R: usize, const V: usize>(
-        w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, v0: usize, out: *mut f32,
-    ) {
-        // SAFETY (whole body): every offset is below the bounds the caller guarantees.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); V]; R];
-            for (v, lane) in acc[0].iter_mut().enumerate() {
-                *lane = _mm256_loadu_ps(bias.add((v0 + v) * 8));
-            }
-            for r in 1..R {
-                acc[r] = acc[0];
-            }
-            let xs: [*const f32; R] = std::array::from_fn(|r| x.add((t0 + r) * stride));
-            for i in 0..kk {
-                let wrow = w.add(i * cp + v0 * 8);
-                let wv: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(wrow.add(v * 8)));
-                for r in 0..R {
-                    let b = _mm256_broadcast_ss(&*xs[r].add(i));
-                    for v in 0..V {
-                        acc[r][v] = _mm256_fmadd_ps(b, wv[v], acc[r][v]);
-                    }
-                }
-            }
-            for r in 0..R {
-                for v in 0..V {
-                    _mm256_storeu_ps(out.add((t0 + r) * cp + (v0 + v) * 8), acc[r][v]);
-                }
-            }
-        }
-    }
-
-    /// # Safety
-    /// As `block`, for every row below `rows` and every vector below `cp / 8`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn rows_of<const R: usize>(w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, out: *mut f32) {
-        let nv = cp / 8;
-        let mut v0 = 0;
-        // SAFETY: v0 + V <= nv in every call, rows as the caller guarantees.
-        unsafe {
-            while v0 + 2 <= nv {
-                block::<R, 2>(w, bias, kk, cp, x, stride, t0, v0, out);
-                v0 += 2;
-            }
-            if v0 < nv {
-                block::<R, 1>(w, bias, kk, cp, x, stride, t0, v0, out);
-            }
-        }
-    }
-
-    /// # Safety
-    /// AVX2 and FMA available; slice lengths as checked by `super::conv_rows`.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn conv_rows(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
-        let (w, bias, x, out) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
-        let mut t = 0;
-        // SAFETY: t + 4 <= rows (then t < rows) in each call; lengths checked by the caller.
-        unsafe {
-            while t + 4 <= rows {
-                rows_of::<4>(w, bias, kk, cp, x, stride, t, out);
-                t += 4;
-            }
-            while t < rows {
-                rows_of::<1>(w, bias, kk, cp, x, stride, t, out);
-                t += 1;
-            }
-        }
-    }
 
     /// `NB` 8-lane vectors of one output row from vector `v0`, the window split in two halves summed
     /// by separate accumulator chains. `NB` is a constant so that the accumulators stay in registers.
@@ -346,90 +258,6 @@ pub(super) mod avx2 {
 pub(super) mod avx512 {
     use super::{ERF_ONE, ERF_P, ERF_Q};
     use std::arch::x86_64::*;
-
-    /// `R` output rows times `V` 16-channel vectors from vector (of 8) `v8`: the same per-lane
-    /// operation order as the AVX2 block, so every row gets the same bits whichever block runs it.
-    ///
-    /// # Safety
-    /// AVX-512F available; rows and vectors inside the slices checked by `super::conv_rows`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block<const R: usize, const V: usize>(
-        w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, v8: usize, out: *mut f32,
-    ) {
-        // SAFETY (whole body): every offset is below the bounds the caller guarantees.
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); V]; R];
-            for v in 0..V {
-                acc[0][v] = _mm512_loadu_ps(bias.add(v8 * 8 + v * 16));
-            }
-            for r in 1..R {
-                acc[r] = acc[0];
-            }
-            let xs: [*const f32; R] = std::array::from_fn(|r| x.add((t0 + r) * stride));
-            for i in 0..kk {
-                let wrow = w.add(i * cp + v8 * 8);
-                let wv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(wrow.add(v * 16)));
-                for r in 0..R {
-                    let b = _mm512_set1_ps(*xs[r].add(i));
-                    for v in 0..V {
-                        acc[r][v] = _mm512_fmadd_ps(b, wv[v], acc[r][v]);
-                    }
-                }
-            }
-            for r in 0..R {
-                for v in 0..V {
-                    _mm512_storeu_ps(out.add((t0 + r) * cp + v8 * 8 + v * 16), acc[r][v]);
-                }
-            }
-        }
-    }
-
-    /// # Safety
-    /// As `block`, for rows `t0..t0 + R`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn rows_of<const R: usize>(w: *const f32, bias: *const f32, kk: usize, cp: usize, x: *const f32, stride: usize, t0: usize, out: *mut f32) {
-        let n8 = cp / 8;
-        let mut v8 = 0;
-        // SAFETY: v8 + 2V <= n8 in every call, rows as the caller guarantees.
-        unsafe {
-            while v8 + 4 <= n8 {
-                block::<R, 2>(w, bias, kk, cp, x, stride, t0, v8, out);
-                v8 += 4;
-            }
-            if v8 + 2 <= n8 {
-                block::<R, 1>(w, bias, kk, cp, x, stride, t0, v8, out);
-                v8 += 2;
-            }
-            if v8 < n8 {
-                // One 8-channel vector left: AVX2, same operation order.
-                super::avx2::block::<R, 1>(w, bias, kk, cp, x, stride, t0, v8, out);
-            }
-        }
-    }
-
-    /// # Safety
-    /// AVX-512F, AVX2 and FMA available; slice lengths as checked by `super::conv_rows`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn conv_rows(w: &[f32], bias: &[f32], kk: usize, cp: usize, x: &[f32], stride: usize, rows: usize, out: &mut [f32]) {
-        let (w, bias, x, out) = (w.as_ptr(), bias.as_ptr(), x.as_ptr(), out.as_mut_ptr());
-        let mut t = 0;
-        // SAFETY: t + R <= rows in each call; lengths checked by the caller.
-        unsafe {
-            while t + 8 <= rows {
-                rows_of::<8>(w, bias, kk, cp, x, stride, t, out);
-                t += 8;
-            }
-            while t < rows {
-                rows_of::<1>(w, bias, kk, cp, x, stride, t, out);
-                t += 1;
-            }
-        }
-    }
 
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma")]
