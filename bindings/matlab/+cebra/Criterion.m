@@ -1,4 +1,4 @@
-classdef Criterion < handle
+classdef Criterion < cebra.internal.Handle
 %CRITERION  A CEBRA contrastive loss (InfoNCE family or nce).
 %
 %   C = cebra.Criterion(NAME) builds the criterion NAME: 'fixed-cosine-infonce',
@@ -25,10 +25,6 @@ classdef Criterion < handle
   properties (SetAccess = private)
     Name = '';  % criterion name
   end
-  properties (SetAccess = private, Hidden)
-    Id = [];
-  end
-
   methods
     function obj = Criterion(name, varargin)
       if nargin < 1
@@ -36,17 +32,6 @@ classdef Criterion < handle
       end
       obj.Id = cebra_mex('criterion_init', name, cebra.internal.optionString(varargin));
       obj.Name = name;
-    end
-
-    function delete(obj)
-      %DELETE  Releases the criterion (also when it is cleared).
-      if ~isempty(obj.Id)
-        try
-          cebra_mex('free', obj.Id);
-        catch
-          % Already released.
-        end
-      end
     end
 
     function [loss, align, uniform] = forward(obj, ref, pos, neg)

@@ -1,4 +1,4 @@
-classdef Model < handle
+classdef Model < cebra.internal.Handle
 %MODEL  A CEBRA model: a network of the registry (or a registered MATLAB function), or one read from a file.
 %
 %   M = cebra.Model(NAME, NUMNEURONS, NUMUNITS, NUMOUTPUT) builds the registered model NAME (see
@@ -40,10 +40,6 @@ classdef Model < handle
   properties (SetAccess = private)
     Name = '';  % registry name the model was built from ('' when read from a file)
   end
-  properties (SetAccess = private, Hidden)
-    Id = [];    % the gateway's handle id
-  end
-
   methods
     function obj = Model(name, numNeurons, numUnits, numOutput, varargin)
       if nargin == 1 && isstruct(name) && isfield(name, 'cebraHandleId')
@@ -56,17 +52,6 @@ classdef Model < handle
       options = cebra.internal.optionString(varargin);
       obj.Id = cebra_mex('model_init', name, numNeurons, numUnits, numOutput, options);
       obj.Name = name;
-    end
-
-    function delete(obj)
-      %DELETE  Releases the model. Models built from it or streams on it keep their own references.
-      if ~isempty(obj.Id)
-        try
-          cebra_mex('free', obj.Id);
-        catch
-          % Already released (e.g. the gateway was reset); nothing left to free.
-        end
-      end
     end
 
     function Y = forward(obj, X)

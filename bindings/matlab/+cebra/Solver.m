@@ -1,4 +1,4 @@
-classdef Solver < handle
+classdef Solver < cebra.internal.Handle
 %SOLVER  CEBRA training: the reference's cebra.CEBRA(...).fit(X, y) and .transform(X), without Python.
 %
 %   S = cebra.Solver('KEY', VALUE, ...) with the reference's option names and defaults:
@@ -38,10 +38,6 @@ classdef Solver < handle
 %
 %   See also cebra.Model, cebra.Stream.
 
-  properties (SetAccess = private, Hidden)
-    Id = [];    % the gateway's handle id
-  end
-
   methods
     function obj = Solver(varargin)
       if nargin == 1 && isstruct(varargin{1}) && isfield(varargin{1}, 'cebraHandleId')
@@ -49,17 +45,6 @@ classdef Solver < handle
         return;
       end
       obj.Id = cebra_mex('solver_new', cebra.internal.optionString(varargin));
-    end
-
-    function delete(obj)
-      %DELETE  Releases the solver; models taken from it with model(S) stay valid.
-      if ~isempty(obj.Id)
-        try
-          cebra_mex('free', obj.Id);
-        catch
-          % Already released (e.g. the gateway was reset); nothing left to free.
-        end
-      end
     end
 
     function loss = fit(obj, X, varargin)

@@ -1,4 +1,4 @@
-classdef Stream < handle
+classdef Stream < cebra.internal.Handle
 %STREAM  Online embedding of a recording, one time step at a time.
 %
 %   S = cebra.Stream(M) starts a stream on the model M (a cebra.Model; S keeps the model alive).
@@ -19,27 +19,12 @@ classdef Stream < handle
 %
 %   See also cebra.Model.
 
-  properties (SetAccess = private, Hidden)
-    Id = [];
-  end
-
   methods
     function obj = Stream(model)
       if nargin < 1 || ~isa(model, 'cebra.Model')
         error('cebra:INVALID_ARGUMENT', 'usage: cebra.Stream(model), model a cebra.Model');
       end
       obj.Id = cebra_mex('stream_new', model.Id);
-    end
-
-    function delete(obj)
-      %DELETE  Releases the stream (also when it is cleared).
-      if ~isempty(obj.Id)
-        try
-          cebra_mex('free', obj.Id);
-        catch
-          % Already released.
-        end
-      end
     end
 
     function [Y, ready] = push(obj, X)

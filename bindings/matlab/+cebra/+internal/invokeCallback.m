@@ -16,12 +16,6 @@ try
     y = fn(x, numOutput, outTime);
   end
 catch err
-  message = err.message;
-  if ~isempty(err.identifier)
-    message = sprintf('%s (%s)', message, err.identifier);
-  end
-  if isempty(message)
-    message = 'an error without a message';
-  end
+  message = cebra.internal.errorMessage(err);
 end
 end

@@ -13,12 +13,6 @@ try
     stop = islogical(result) && isscalar(result) && result;
   end
 catch err
-  message = err.message;
-  if ~isempty(err.identifier)
-    message = sprintf('%s (%s)', message, err.identifier);
-  end
-  if isempty(message)
-    message = 'an error without a message';
-  end
+  message = cebra.internal.errorMessage(err);
 end
 end
