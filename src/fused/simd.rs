@@ -164,134 +164,85 @@ mod x86 {
         const LANES: usize = 16;
     }
 
+    /// The operations every x86 type has, register by register: the AVX2 and AVX-512 versions
+    /// differ only in the intrinsics named.
+    macro_rules! common_operations {
+        ($t:ident: $set1:ident, $loadu:ident, $storeu:ident, $add:ident, $sub:ident, $mul:ident, $div:ident,
+         $fmadd:ident, $fmsub:ident, $xor:ident, $max:ident, $castps_si:ident, $castsi_ps:ident,
+         $add_epi32:ident, $set1_epi32:ident, $slli_epi32:ident) => {
+            #[inline(always)]
+            fn splat(x: f32) -> Self {
+                // SAFETY: as in `registers`.
+                $t([unsafe { $set1(x) }; BLOCK_ROWS / $t::LANES])
+            }
+            #[inline(always)]
+            fn load(x: &Rows) -> Self {
+                let mut out = Self::splat(0.0);
+                for (i, o) in out.0.iter_mut().enumerate() {
+                    // SAFETY: `x` holds BLOCK_ROWS floats, read unaligned; features as in `registers`.
+                    *o = unsafe { $loadu(x.as_ptr().add($t::LANES * i)) };
+                }
+                out
+            }
+            #[inline(always)]
+            fn store(self, out: &mut Rows) {
+                for (i, v) in self.0.iter().enumerate() {
+                    // SAFETY: `out` holds BLOCK_ROWS floats, written unaligned; features as in `registers`.
+                    unsafe { $storeu(out.as_mut_ptr().add($t::LANES * i), *v) };
+                }
+            }
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                registers!($t, a: self, b: b => $add(a, b))
+            }
+            #[inline(always)]
+            fn sub(self, b: Self) -> Self {
+                registers!($t, a: self, b: b => $sub(a, b))
+            }
+            #[inline(always)]
+            fn mul(self, b: Self) -> Self {
+                registers!($t, a: self, b: b => $mul(a, b))
+            }
+            #[inline(always)]
+            fn div(self, b: Self) -> Self {
+                registers!($t, a: self, b: b => $div(a, b))
+            }
+            #[inline(always)]
+            fn mul_add(self, b: Self, c: Self) -> Self {
+                registers!($t, a: self, b: b, c: c => $fmadd(a, b, c))
+            }
+            #[inline(always)]
+            fn mul_sub(self, b: Self, c: Self) -> Self {
+                registers!($t, a: self, b: b, c: c => $fmsub(a, b, c))
+            }
+            #[inline(always)]
+            fn neg(self) -> Self {
+                let sign = Self::splat(-0.0);
+                registers!($t, a: self, sign: sign => $xor(a, sign))
+            }
+            #[inline(always)]
+            fn max(self, b: Self) -> Self {
+                registers!($t, a: self, b: b => $max(a, b))
+            }
+            #[inline(always)]
+            fn shifted_exponent(self, add: u32) -> Self {
+                registers!($t, a: self => $castsi_ps($slli_epi32::<23>($add_epi32($castps_si(a), $set1_epi32(add as i32)))))
+            }
+        };
+    }
+
     impl Vector for Avx2 {
         const WIDE: bool = false;
-        #[inline(always)]
-        fn splat(x: f32) -> Self {
-            // SAFETY: as in `registers`.
-            Avx2([unsafe { _mm256_set1_ps(x) }; BLOCK_ROWS / 8])
-        }
-        #[inline(always)]
-        fn load(x: &Rows) -> Self {
-            let mut out = Self::splat(0.0);
-            for (i, o) in out.0.iter_mut().enumerate() {
-                // SAFETY: `x` holds BLOCK_ROWS floats, read unaligned; features as in `registers`.
-                *o = unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) };
-            }
-            out
-        }
-        #[inline(always)]
-        fn store(self, out: &mut Rows) {
-            for (i, v) in self.0.iter().enumerate() {
-                // SAFETY: `out` holds BLOCK_ROWS floats, written unaligned; features as in `registers`.
-                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * i), *v) };
-            }
-        }
-        #[inline(always)]
-        fn add(self, b: Self) -> Self {
-            registers!(Avx2, a: self, b: b => _mm256_add_ps(a, b))
-        }
-        #[inline(always)]
-        fn sub(self, b: Self) -> Self {
-            registers!(Avx2, a: self, b: b => _mm256_sub_ps(a, b))
-        }
-        #[inline(always)]
-        fn mul(self, b: Self) -> Self {
-            registers!(Avx2, a: self, b: b => _mm256_mul_ps(a, b))
-        }
-        #[inline(always)]
-        fn div(self, b: Self) -> Self {
-            registers!(Avx2, a: self, b: b => _mm256_div_ps(a, b))
-        }
-        #[inline(always)]
-        fn mul_add(self, b: Self, c: Self) -> Self {
-            registers!(Avx2, a: self, b: b, c: c => _mm256_fmadd_ps(a, b, c))
-        }
-        #[inline(always)]
-        fn mul_sub(self, b: Self, c: Self) -> Self {
-            registers!(Avx2, a: self, b: b, c: c => _mm256_fmsub_ps(a, b, c))
-        }
-        #[inline(always)]
-        fn neg(self) -> Self {
-            let sign = Self::splat(-0.0);
-            registers!(Avx2, a: self, sign: sign => _mm256_xor_ps(a, sign))
-        }
-        #[inline(always)]
-        fn max(self, b: Self) -> Self {
-            registers!(Avx2, a: self, b: b => _mm256_max_ps(a, b))
-        }
-        #[inline(always)]
-        fn shifted_exponent(self, add: u32) -> Self {
-            registers!(Avx2, a: self => _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
-                _mm256_castps_si256(a),
-                _mm256_set1_epi32(add as i32)
-            ))))
-        }
+        common_operations!(Avx2: _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_sub_ps,
+            _mm256_mul_ps, _mm256_div_ps, _mm256_fmadd_ps, _mm256_fmsub_ps, _mm256_xor_ps, _mm256_max_ps,
+            _mm256_castps_si256, _mm256_castsi256_ps, _mm256_add_epi32, _mm256_set1_epi32, _mm256_slli_epi32);
     }
 
     impl Vector for Avx512 {
         const WIDE: bool = true;
-        #[inline(always)]
-        fn splat(x: f32) -> Self {
-            // SAFETY: as in `registers`.
-            Avx512([unsafe { _mm512_set1_ps(x) }; BLOCK_ROWS / 16])
-        }
-        #[inline(always)]
-        fn load(x: &Rows) -> Self {
-            let mut out = Self::splat(0.0);
-            for (i, o) in out.0.iter_mut().enumerate() {
-                // SAFETY: `x` holds BLOCK_ROWS floats, read unaligned; features as in `registers`.
-                *o = unsafe { _mm512_loadu_ps(x.as_ptr().add(16 * i)) };
-            }
-            out
-        }
-        #[inline(always)]
-        fn store(self, out: &mut Rows) {
-            for (i, v) in self.0.iter().enumerate() {
-                // SAFETY: `out` holds BLOCK_ROWS floats, written unaligned; features as in `registers`.
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), *v) };
-            }
-        }
-        #[inline(always)]
-        fn add(self, b: Self) -> Self {
-            registers!(Avx512, a: self, b: b => _mm512_add_ps(a, b))
-        }
-        #[inline(always)]
-        fn sub(self, b: Self) -> Self {
-            registers!(Avx512, a: self, b: b => _mm512_sub_ps(a, b))
-        }
-        #[inline(always)]
-        fn mul(self, b: Self) -> Self {
-            registers!(Avx512, a: self, b: b => _mm512_mul_ps(a, b))
-        }
-        #[inline(always)]
-        fn div(self, b: Self) -> Self {
-            registers!(Avx512, a: self, b: b => _mm512_div_ps(a, b))
-        }
-        #[inline(always)]
-        fn mul_add(self, b: Self, c: Self) -> Self {
-            registers!(Avx512, a: self, b: b, c: c => _mm512_fmadd_ps(a, b, c))
-        }
-        #[inline(always)]
-        fn mul_sub(self, b: Self, c: Self) -> Self {
-            registers!(Avx512, a: self, b: b, c: c => _mm512_fmsub_ps(a, b, c))
-        }
-        #[inline(always)]
-        fn neg(self) -> Self {
-            let sign = Self::splat(-0.0);
-            registers!(Avx512, a: self, sign: sign => _mm512_xor_ps(a, sign))
-        }
-        #[inline(always)]
-        fn max(self, b: Self) -> Self {
-            registers!(Avx512, a: self, b: b => _mm512_max_ps(a, b))
-        }
-        #[inline(always)]
-        fn shifted_exponent(self, add: u32) -> Self {
-            registers!(Avx512, a: self => _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
-                _mm512_castps_si512(a),
-                _mm512_set1_epi32(add as i32)
-            ))))
-        }
+        common_operations!(Avx512: _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_add_ps, _mm512_sub_ps,
+            _mm512_mul_ps, _mm512_div_ps, _mm512_fmadd_ps, _mm512_fmsub_ps, _mm512_xor_ps, _mm512_max_ps,
+            _mm512_castps_si512, _mm512_castsi512_ps, _mm512_add_epi32, _mm512_set1_epi32, _mm512_slli_epi32);
         #[inline(always)]
         fn mul_exp2(self, k: Self, _shifted: Self) -> Self {
             // One instruction instead of building `2^k` and multiplying; the same rounding.
