@@ -209,19 +209,14 @@ enum Positives {
 
 impl Positives {
     fn sample(&self, rng: &mut ChaCha8Rng, reference: &[i64]) -> Vec<i64> {
-        let timesteps = |values: &Vec<f32>, dims: usize| (values.len() / dims) as i64;
         match self {
             Positives::Time { offset } => reference.iter().map(|r| r + offset).collect(),
             Positives::TimeDelta { values, dims, delta, index } => {
-                let t = timesteps(values, *dims);
                 let mut query = vec![0.0f32; *dims];
                 reference
                     .iter()
                     .map(|&r| {
-                        let k = rng.random_range(0..t) as usize;
-                        for j in 0..*dims {
-                            query[j] = values[r as usize * dims + j] + delta[k * dims + j];
-                        }
+                        shift_by_random_delta(rng, values, *dims, delta, r as usize, &mut query);
                         index.nearest(&query)
                     })
                     .collect()
@@ -243,21 +238,27 @@ impl Positives {
                 reference.iter().map(|&r| index.same_class(rng, index.classes[r as usize])).collect()
             }
             Positives::Mixed { values, dims, delta, discrete, per_class } => {
-                let t = timesteps(values, *dims);
                 let mut query = vec![0.0f32; *dims];
                 reference
                     .iter()
                     .map(|&r| {
-                        let k = rng.random_range(0..t) as usize;
-                        for j in 0..*dims {
-                            query[j] = values[r as usize * dims + j] + delta[k * dims + j];
-                        }
+                        shift_by_random_delta(rng, values, *dims, delta, r as usize, &mut query);
                         let class = discrete.classes[r as usize] as usize;
                         per_class[class].as_ref().expect("the reference's class is present").nearest(&query)
                     })
                     .collect()
             }
         }
+    }
+}
+
+/// `query = values[r] + delta[k]` for a step `k` drawn uniformly (the reference's random shift of a
+/// reference sample's label by an empirical delta).
+fn shift_by_random_delta(rng: &mut ChaCha8Rng, values: &[f32], dims: usize, delta: &[f32], r: usize, query: &mut [f32]) {
+    let timesteps = (values.len() / dims) as i64;
+    let k = rng.random_range(0..timesteps) as usize;
+    for j in 0..dims {
+        query[j] = values[r * dims + j] + delta[k * dims + j];
     }
 }
 

@@ -137,6 +137,22 @@ pub const SOLVER_OPTION_KEYS: &[&str] = &[
 ];
 
 macro_rules! setter {
+    // An option that is unset by default.
+    ($name:ident, Some($ty:ty)) => {
+        #[doc = concat!("Sets `", stringify!($name), "`.")]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = Some(value);
+            self
+        }
+    };
+    // A name held as a `String`.
+    ($name:ident, &str) => {
+        #[doc = concat!("Sets `", stringify!($name), "`.")]
+        pub fn $name(mut self, value: &str) -> Self {
+            self.$name = value.to_string();
+            self
+        }
+    };
     ($name:ident, $ty:ty) => {
         #[doc = concat!("Sets `", stringify!($name), "`.")]
         pub fn $name(mut self, value: $ty) -> Self {
@@ -177,36 +193,11 @@ impl SolverOptions {
     setter!(output_dimension, i64);
     setter!(hybrid, bool);
     setter!(model_options, Options);
-
-    /// Sets `conditional`.
-    pub fn conditional(mut self, conditional: Conditional) -> Self {
-        self.conditional = Some(conditional);
-        self
-    }
-
-    /// Sets `delta`.
-    pub fn delta(mut self, delta: f64) -> Self {
-        self.delta = Some(delta);
-        self
-    }
-
-    /// Sets `device`.
-    pub fn device(mut self, device: &str) -> Self {
-        self.device = device.to_string();
-        self
-    }
-
-    /// Sets `seed`.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Sets `criterion_implementation`.
-    pub fn criterion_implementation(mut self, implementation: &str) -> Self {
-        self.criterion_implementation = implementation.to_string();
-        self
-    }
+    setter!(conditional, Some(Conditional));
+    setter!(delta, Some(f64));
+    setter!(seed, Some(u64));
+    setter!(device, &str);
+    setter!(criterion_implementation, &str);
 
     /// Parses `key=value` options (the C API's `cebra_solver_new` string); unknown keys, bad values and
     /// unsupported choices are errors naming the key.
