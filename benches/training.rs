@@ -15,12 +15,7 @@ use cebra::train::{Labels, SolverOptions, Trainer};
 use cebra::transform::{Layout, Recording};
 
 fn main() {
-    if std::env::var_os("CEBRA_BENCH_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        // SAFETY: plain environment write before any other thread of this process reads it.
-        unsafe { std::env::set_var("CEBRA_BENCH_THREADS", cores.to_string()) };
-    }
-    let threads = common::set_threads();
+    let threads = common::set_threads_default_all_cores();
     let rule = common::Rule::from_env();
     let steps: usize = if common::smoke_run() { 500 } else { 10_000 };
     let batches: Vec<usize> = if common::smoke_run() {

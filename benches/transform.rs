@@ -19,12 +19,7 @@ const NAME: &str = "offset10-model";
 fn main() {
     // Both paths on every core unless CEBRA_BENCH_THREADS says otherwise (the compiled path runs
     // on one thread when libtorch is set to one).
-    if std::env::var_os("CEBRA_BENCH_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        // SAFETY: plain environment write before any other thread of this process reads it.
-        unsafe { std::env::set_var("CEBRA_BENCH_THREADS", cores.to_string()) };
-    }
-    let threads = common::set_threads();
+    let threads = common::set_threads_default_all_cores();
     let rule = common::Rule::from_env();
     let steps: usize = if common::smoke_run() { 2_000 } else { 100_000 };
     let (n, u, o) = (120usize, 32, 8);

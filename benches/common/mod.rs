@@ -48,6 +48,17 @@ impl Rule {
     }
 }
 
+/// [`set_threads`] with one thread per core unless `CEBRA_BENCH_THREADS` says otherwise; the default
+/// is written to the environment so that the reference's child process runs with the same count.
+pub fn set_threads_default_all_cores() -> i32 {
+    if std::env::var_os("CEBRA_BENCH_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // SAFETY: plain environment write before any other thread of this process reads it.
+        unsafe { std::env::set_var("CEBRA_BENCH_THREADS", cores.to_string()) };
+    }
+    set_threads()
+}
+
 /// Sets libtorch to `threads` intra-op threads (`CEBRA_BENCH_THREADS`, default 1) and returns it.
 pub fn set_threads() -> i32 {
     let threads = std::env::var("CEBRA_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
