@@ -129,15 +129,7 @@ classdef Solver < cebra.internal.Handle
       % The 'Verbose' progress: prints the step, then asks the user's function (if any).
       fprintf('cebra.Solver: step %d/%d  loss %.5f  align %.5f  uniform %.5f  temperature %.4f\n', ...
               r.step, r.totalSteps, r.loss, r.align, r.uniform, r.temperature);
-      stop = false;
-      if ~isempty(user)
-        if nargout(user) == 0
-          user(r);
-        else
-          result = user(r);
-          stop = islogical(result) && isscalar(result) && result;
-        end
-      end
+      stop = ~isempty(user) && cebra.internal.askToStop(user, r);
     end
   end
 end

@@ -6,12 +6,7 @@ function [stop, message] = invokeProgress(fn, record)
 stop = false;
 message = '';
 try
-  if nargout(fn) == 0
-    fn(record);
-  else
-    result = fn(record);
-    stop = islogical(result) && isscalar(result) && result;
-  end
+  stop = cebra.internal.askToStop(fn, record);
 catch err
   message = cebra.internal.errorMessage(err);
 end
