@@ -171,10 +171,15 @@ pub struct Scratch {
 thread_local! {
     /// Each thread's scratch, kept from one block (and one call) to the next: its logits are `m`
     /// vectors (2 MB at m = 8192), which fresh allocations would page-fault in every time.
-    static THREAD_SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch { logits: Vec::new(), reference_t: Vec::new(), row_sums: Vec::new() }) };
+    static THREAD_SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::empty()) };
 }
 
 impl Scratch {
+    /// No buffers yet ([`Scratch::fit`] sizes them).
+    const fn empty() -> Self {
+        Scratch { logits: Vec::new(), reference_t: Vec::new(), row_sums: Vec::new() }
+    }
+
     /// Runs `f` with this thread's scratch, sized for `layout`. `f` must not run parallel work
     /// (which could re-enter on this thread while the scratch is borrowed).
     pub fn with_thread_scratch<R>(layout: &Layout, f: impl FnOnce(&mut Scratch) -> R) -> R {
@@ -631,7 +636,7 @@ mod tests {
         let mut states = vec![RowState::default(); layout.n];
         let mut weighted = vec![0.0f32; layout.n * layout.d];
         let mut columns = ColumnSums::new(layout.d, layout.m_padded);
-        let mut scratch = Scratch { logits: Vec::new(), reference_t: Vec::new(), row_sums: Vec::new() };
+        let mut scratch = Scratch::empty();
         scratch.fit(layout);
         for (block, (states, weighted_negative)) in
             states.chunks_mut(BLOCK_ROWS).zip(weighted.chunks_mut(BLOCK_ROWS * layout.d)).enumerate()
