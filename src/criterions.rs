@@ -120,6 +120,28 @@ fn positive_similarity(distance: Distance, ref_: &Tensor, pos: &Tensor) -> Resul
     })
 }
 
+/// libtorch's `at::internal::GRAIN_SIZE`: an element-wise or reduction op over fewer elements runs on
+/// the calling thread.
+const LIBTORCH_GRAIN_SIZE: i64 = 32768;
+
+/// `per_row` (a per-row function of row-aligned 2-D tensors, one value per row) over chunks of rows
+/// small enough that libtorch runs every op on the calling thread, as float32 values. A parallel
+/// region would leave libtorch's OpenMP workers spinning for milliseconds afterwards, on the cores the
+/// fused kernel's threads need next. Each row is reduced on its own, so the chunking changes no bit.
+fn per_row_on_this_thread(tensors: &[&Tensor], per_row: impl Fn(&[Tensor]) -> Result<Tensor>) -> Result<Vec<f32>> {
+    let [rows, d] = tensors[0].size()[..] else { return Err(invalid!("expected a 2-D tensor")) };
+    let chunk = ((LIBTORCH_GRAIN_SIZE - 1) / d.max(1)).max(1);
+    let mut values = Vec::with_capacity(rows as usize);
+    let mut start = 0;
+    while start < rows {
+        let len = chunk.min(rows - start);
+        let parts = tensors.iter().map(|t| t.f_narrow(0, start, len)).collect::<std::result::Result<Vec<_>, _>>()?;
+        values.extend(Vec::<f32>::try_from(&per_row(&parts)?)?);
+        start += len;
+    }
+    Ok(values)
+}
+
 /// Which code computes the InfoNCE family (option `implementation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Implementation {
@@ -241,9 +263,24 @@ impl FusedData {
     }
 }
 
+/// A float32 CPU tensor of `shape` holding `values`, copied on this thread: `Tensor::from_slice`
+/// zero-fills its tensor first, with libtorch's threads for large ones, which then spin for
+/// milliseconds on the cores the next fused call needs.
+fn host_tensor(values: &[f32], shape: &[i64]) -> Result<Tensor> {
+    let tensor = Tensor::f_empty(shape, (Kind::Float, tch::Device::Cpu))?;
+    if tensor.numel() != values.len() {
+        return Err(shape_mismatch!("{} values for a tensor of shape {shape:?}", values.len()));
+    }
+    // SAFETY: `tensor` is a new contiguous float32 CPU tensor of `values.len()` elements (checked just
+    // above) that nothing else references, so its storage is valid for that many writes and does not
+    // overlap `values`.
+    unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), tensor.data_ptr().cast::<f32>(), values.len()) };
+    Ok(tensor)
+}
+
 /// `(rows, d)` float32 tensor from a host buffer.
 fn matrix(values: &[f32], d: usize) -> Result<Tensor> {
-    Ok(Tensor::f_from_slice(values)?.f_view([(values.len() / d) as i64, d as i64])?)
+    host_tensor(values, &[(values.len() / d) as i64, d as i64])
 }
 
 fn finite(losses: &crate::fused::Losses) -> bool {
@@ -418,13 +455,11 @@ impl Criterion {
         }
         let (n, m, d) = (ref_.size()[0] as usize, neg.size()[0] as usize, ref_.size()[1] as usize);
         let (positive_similarity, reference_sq, negative_sq) = tch::no_grad(|| -> Result<_> {
-            let square_sum = |t: &Tensor| -> Result<Vec<f32>> {
-                Ok(Vec::<f32>::try_from(&Tensor::f_einsum("ni->n", &[t.f_pow_tensor_scalar(2)?], None::<&[i64]>)?)?)
-            };
-            let positive = Vec::<f32>::try_from(&positive_similarity(similarity, ref_, pos)?)?;
+            let square_sum = |t: &[Tensor]| Ok(Tensor::f_einsum("ni->n", &[t[0].f_pow_tensor_scalar(2)?], None::<&[i64]>)?);
+            let positive = per_row_on_this_thread(&[ref_, pos], |t| positive_similarity(similarity, &t[0], &t[1]))?;
             Ok(match similarity {
                 Distance::Cosine => (positive, Vec::new(), Vec::new()),
-                Distance::Euclidean => (positive, square_sum(ref_)?, square_sum(neg)?),
+                Distance::Euclidean => (positive, per_row_on_this_thread(&[ref_], square_sum)?, per_row_on_this_thread(&[neg], square_sum)?),
             })
         })?;
         let similarity = match similarity {
@@ -506,9 +541,9 @@ impl Criterion {
     /// reductions reproduce its last digits.
     fn reduce_rows(&self, data: &FusedData, rows: &crate::fused::RowTerms) -> Result<(Tensor, Tensor, Tensor)> {
         tch::no_grad(|| {
-            let c = Tensor::f_from_slice(&rows.max)?;
-            let log_sum_exp = Tensor::f_from_slice(&rows.log_sum_exp)?;
-            let positive = Tensor::f_from_slice(&data.positive_similarity)?;
+            let c = host_tensor(&rows.max, &[rows.max.len() as i64])?;
+            let log_sum_exp = host_tensor(&rows.log_sum_exp, &[rows.log_sum_exp.len() as i64])?;
+            let positive = host_tensor(&data.positive_similarity, &[data.positive_similarity.len() as i64])?;
             let positive = match &self.kind {
                 Family::FixedInfoNce { temperature, .. } => positive.f_div_scalar(*temperature)?,
                 Family::LearnableInfoNce { log_inverse_temperature, max_inverse_temperature, .. } => {
