@@ -130,34 +130,32 @@ impl Default for RowState {
     }
 }
 
-/// Per-thread column sums of pass 2: `Σ_i G_ij ref_i` and `Σ_i G_ij`. Float32 summed in row order,
-/// as the reference's `Gᵀ·ref` product and column sum do.
-pub struct ColumnSums {
+/// Column sums of pass 2 over a run of blocks: `Σ_i G_ij ref_i` and `Σ_i G_ij`. Float32 summed in row
+/// order, as the reference's `Gᵀ·ref` product and column sum do. They live in a caller's buffer of
+/// [`ColumnSums::len`] floats, zeroed.
+pub struct ColumnSums<'a> {
     /// `Σ_i G_ij ref_ik` by tile, `(m_padded / TILE, d, TILE)`: what a tile updates is contiguous,
     /// so the hardware prefetcher streams it.
-    pub weighted_reference: Vec<f32>,
-    pub weight_sum: Vec<f32>,
-    d: usize,
+    pub weighted_reference: &'a mut [f32],
+    /// `(m_padded)`.
+    pub weight_sum: &'a mut [f32],
 }
 
-impl ColumnSums {
-    pub fn new(d: usize, m_padded: usize) -> Self {
-        ColumnSums { weighted_reference: vec![0.0; d * m_padded], weight_sum: vec![0.0; m_padded], d }
+impl<'a> ColumnSums<'a> {
+    /// Floats of the buffer for `d` dimensions and `m_padded` columns.
+    pub fn len(d: usize, m_padded: usize) -> usize {
+        (d + 1) * m_padded
     }
 
-    /// `Σ_i G_ij ref_ik`.
-    pub fn weighted_reference(&self, j: usize, k: usize) -> f32 {
-        self.weighted_reference[(j / TILE * self.d + k) * TILE + j % TILE]
+    /// The sums held in `buffer` ([`ColumnSums::len`] floats).
+    pub fn new(buffer: &'a mut [f32], d: usize, m_padded: usize) -> Self {
+        let (weighted_reference, weight_sum) = buffer.split_at_mut(d * m_padded);
+        ColumnSums { weighted_reference, weight_sum }
     }
 
-    pub fn add(mut self, other: ColumnSums) -> Self {
-        for (a, b) in self.weighted_reference.iter_mut().zip(&other.weighted_reference) {
-            *a += b;
-        }
-        for (a, b) in self.weight_sum.iter_mut().zip(&other.weight_sum) {
-            *a += b;
-        }
-        self
+    /// Where `Σ_i G_ij ref_ik` is in the buffer.
+    pub fn weighted_reference_index(d: usize, j: usize, k: usize) -> usize {
+        (j / TILE * d + k) * TILE + j % TILE
     }
 }
 
@@ -203,11 +201,11 @@ impl Scratch {
 }
 
 /// Where pass 2 puts a block's results.
-pub struct GradientOut<'a> {
+pub struct GradientOut<'a, 'b> {
     /// `(rows, d)`: `Σ_j G_ij neg_j` for the block's rows.
     pub weighted_negative: &'a mut [f32],
     /// The thread's column sums.
-    pub columns: &'a mut ColumnSums,
+    pub columns: &'a mut ColumnSums<'b>,
 }
 
 /// `exp` of every lane for arguments `x ≤ 0`, branch-free: `x = k·ln2 + r` (Cody-Waite, `|r| ≤ ln2/2`),
@@ -390,7 +388,10 @@ fn log_sum_exp_pass<V: Vector>(layout: &Layout, reference_t: &[Rows], reference_
         tile.iter().fold(V::splat(f32::NEG_INFINITY), |m, v| V::load(v).max(m)).store(&mut tile_max);
         if (0..BLOCK_ROWS).any(|l| tile_max[l] > max[l]) {
             for l in 0..BLOCK_ROWS {
-                if tile_max[l] > max[l] {
+                if max[l] == f32::NEG_INFINITY {
+                    // The first tile: nothing summed yet to rescale.
+                    max[l] = tile_max[l];
+                } else if tile_max[l] > max[l] {
                     // Rescale what was summed relative to the old maximum.
                     let factor = f64::from(max[l] - tile_max[l]).exp();
                     for sum in sums.iter_mut() {
@@ -632,10 +633,11 @@ mod tests {
     type BlockRun = dyn Fn(&Layout, usize, &mut [RowState], &mut Scratch, GradientOut);
 
     /// Everything the blocks of one layout produce, with `run` doing one block.
-    fn all_blocks(layout: &Layout, run: &BlockRun) -> (Vec<RowState>, Vec<f32>, ColumnSums) {
+    fn all_blocks(layout: &Layout, run: &BlockRun) -> (Vec<RowState>, Vec<f32>, Vec<f32>) {
         let mut states = vec![RowState::default(); layout.n];
         let mut weighted = vec![0.0f32; layout.n * layout.d];
-        let mut columns = ColumnSums::new(layout.d, layout.m_padded);
+        let mut buffer = vec![0.0f32; ColumnSums::len(layout.d, layout.m_padded)];
+        let mut columns = ColumnSums::new(&mut buffer, layout.d, layout.m_padded);
         let mut scratch = Scratch::empty();
         scratch.fit(layout);
         for (block, (states, weighted_negative)) in
@@ -643,7 +645,7 @@ mod tests {
         {
             run(layout, block * BLOCK_ROWS, states, &mut scratch, GradientOut { weighted_negative, columns: &mut columns });
         }
-        (states, weighted, columns)
+        (states, weighted, buffer)
     }
 
     fn bits(x: &[f32]) -> Vec<u32> {
@@ -697,8 +699,7 @@ mod tests {
                             );
                         }
                         assert_eq!(bits(weighted), bits(&plain.1), "{case}: Σ G·neg");
-                        assert_eq!(bits(&columns.weighted_reference), bits(&plain.2.weighted_reference), "{case}: Σ G·ref");
-                        assert_eq!(bits(&columns.weight_sum), bits(&plain.2.weight_sum), "{case}: Σ G");
+                        assert_eq!(bits(columns), bits(&plain.2), "{case}: Σ G·ref and Σ G");
                         compared += 1;
                     }
                     // The weights of each row sum to s/n (here 1/n·s, n = 70).

@@ -29,6 +29,7 @@ mod simd;
 use crate::error::{invalid, shape_mismatch, Result};
 use kernel::{ColumnSums, GradientOut, Layout, LogitScale, RowState, Scratch, BLOCK_ROWS, TILE};
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// The similarity of the InfoNCE variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,11 +246,33 @@ fn log_sum_exp(layout: &Layout, n: usize) -> Vec<RowState> {
     states
 }
 
-/// Blocks per piece of parallel work: enough pieces (four per thread) to balance the load when a
-/// thread is slowed, few enough that the per-piece column sums (`d × m` floats each, zeroed, then
-/// added up) stay a small part of the work; rayon would otherwise split down to single blocks.
-fn blocks_per_piece(n: usize) -> usize {
-    n.div_ceil(BLOCK_ROWS).div_ceil(4 * rayon::current_num_threads()).max(1)
+/// Blocks per piece of parallel work, for column sums of `piece_floats` floats per piece: enough
+/// pieces (four per thread) to balance the load when a thread is slowed, few enough that the
+/// per-piece column sums (zeroed, then added up) stay a small part of the work and of the memory
+/// (256 MB in all, unless that leaves fewer pieces than threads).
+fn blocks_per_piece(blocks: usize, piece_floats: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    let pieces = (4 * threads).min((256 << 20) / (4 * piece_floats).max(1)).max(threads);
+    blocks.div_ceil(pieces).max(1)
+}
+
+thread_local! {
+    /// The calling thread's buffer of per-piece column sums, kept from one call to the next: several
+    /// MB that fresh allocations would page-fault in (and the allocator hand back) every call.
+    static PIECE_COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with a buffer of `len` floats (contents unspecified), the calling thread's kept one when
+/// it is free (a nested call gets a fresh one). A buffer much larger than needed is given back.
+fn with_piece_columns<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buffer = PIECE_COLUMNS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    if buffer.capacity() > 4 * len.max(1 << 20) {
+        buffer = Vec::new();
+    }
+    buffer.resize(len, 0.0);
+    let result = f(&mut buffer);
+    PIECE_COLUMNS.with(|cell| *cell.borrow_mut() = buffer);
+    result
 }
 
 /// The three terms, rounded as the reference's float32 tensors are: per-row terms and the final
@@ -296,23 +319,40 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let layout = inputs.layout();
     let mut states = vec![RowState::default(); n];
     let mut weighted_negative = vec![0.0f32; n * d];
-    // Each block runs both passes while its logits are at hand; each piece of work sums its column
-    // terms into its own buffer.
-    let columns = states
-        .par_chunks_mut(BLOCK_ROWS)
-        .zip(weighted_negative.par_chunks_mut(BLOCK_ROWS * d))
-        .enumerate()
-        .with_min_len(blocks_per_piece(n))
-        .fold(
-            || ColumnSums::new(d, layout.m_padded),
-            |mut columns, (block, (states, weighted_negative))| {
-                let out = GradientOut { weighted_negative, columns: &mut columns };
-                Scratch::with_thread_scratch(&layout, |scratch| kernel::block(&layout, block * BLOCK_ROWS, states, scratch, Some(out)));
-                columns
-            },
-        )
-        .reduce_with(ColumnSums::add)
-        .expect("n >= 1 gives at least one block");
+    // Each block runs both passes while its logits are at hand. The blocks are cut into fixed pieces
+    // of consecutive blocks, each summing its column terms into its own part of one buffer, and the
+    // parts are added in piece order: the result does not depend on which thread ran what.
+    let blocks = n.div_ceil(BLOCK_ROWS);
+    let piece_floats = ColumnSums::len(d, layout.m_padded);
+    let per_piece = blocks_per_piece(blocks, piece_floats);
+    let pieces = blocks.div_ceil(per_piece);
+    let mut columns = vec![0.0f32; piece_floats];
+    with_piece_columns(pieces * piece_floats, |buffer| {
+        buffer
+            .par_chunks_mut(piece_floats)
+            .zip(states.par_chunks_mut(per_piece * BLOCK_ROWS))
+            .zip(weighted_negative.par_chunks_mut(per_piece * BLOCK_ROWS * d))
+            .enumerate()
+            .for_each(|(piece, ((sums, states), weighted_negative))| {
+                sums.fill(0.0);
+                let mut sums = ColumnSums::new(sums, d, layout.m_padded);
+                let blocks = states.chunks_mut(BLOCK_ROWS).zip(weighted_negative.chunks_mut(BLOCK_ROWS * d));
+                for (b, (states, weighted_negative)) in blocks.enumerate() {
+                    let row0 = (piece * per_piece + b) * BLOCK_ROWS;
+                    let out = GradientOut { weighted_negative, columns: &mut sums };
+                    Scratch::with_thread_scratch(&layout, |scratch| kernel::block(&layout, row0, states, scratch, Some(out)));
+                }
+            });
+        // Column ranges in parallel, pieces in order within each.
+        const RANGE: usize = 4096;
+        columns.par_chunks_mut(RANGE).enumerate().for_each(|(range, out)| {
+            for piece in buffer.chunks_exact(piece_floats) {
+                let part = &piece[range * RANGE..range * RANGE + out.len()];
+                out.iter_mut().zip(part).for_each(|(o, p)| *o += p);
+            }
+        });
+    });
+    let columns = ColumnSums::new(&mut columns, d, layout.m_padded);
     let positive_similarity = inputs.positive_similarity();
     let losses = losses(inputs, &states, &positive_similarity);
     let rows = RowTerms::new(&states);
@@ -346,7 +386,7 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let mut grad_neg = vec![0.0f32; m * d];
     for (j, q) in inputs.negative.chunks_exact(d).enumerate() {
         for k in 0..d {
-            let wr = columns.weighted_reference(j, k);
+            let wr = columns.weighted_reference[ColumnSums::weighted_reference_index(d, j, k)];
             grad_neg[j * d + k] = match inputs.similarity {
                 Similarity::Dot => wr as f32,
                 // ∂N_ij/∂q_j = 2(r_i - q_j).
