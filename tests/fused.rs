@@ -300,3 +300,43 @@ fn kernel_api_checks_its_arguments_and_agrees_with_itself() {
     let err = fused::forward(&Inputs { precomputed: Some(pre), ..base }).unwrap_err();
     assert!(err.to_string().contains("'reference_sq' has 1 values, expected 2"), "{err}");
 }
+
+/// The same call gives the same bits every time, whichever thread runs which block: the column sums
+/// are cut into fixed pieces and added in piece order. Several pieces per thread (n = 2100: 33 blocks,
+/// a short last one), three threads, many calls; and the one-thread result agrees to the tolerance.
+#[test]
+fn results_do_not_depend_on_scheduling() {
+    let (n, m, d) = (2100usize, 700usize, 5usize);
+    let values = |count: usize, seed: i64| Vec::<f32>::try_from(randn(count as i64, 1, seed).flatten(0, -1)).unwrap();
+    let (r, p, q) = (values(n * d, 1), values(n * d, 2), values(m * d, 3));
+    for similarity in [Similarity::Dot, Similarity::Euclidean] {
+        let inputs = Inputs {
+            reference: &r,
+            positive: &p,
+            negative: &q,
+            n,
+            m,
+            d,
+            similarity,
+            scaling: Scaling::DivideByTemperature(0.3),
+            precomputed: None,
+        };
+        let bits = |g: &fused::Gradients| {
+            let all = g.reference.iter().chain(&g.positive).chain(&g.negative);
+            (all.map(|v| v.to_bits()).collect::<Vec<_>>(), g.losses.loss.to_bits(), g.inverse_temperature.to_bits())
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let first = pool.install(|| fused::forward_backward(&inputs).unwrap());
+        for call in 0..20 {
+            let again = pool.install(|| fused::forward_backward(&inputs).unwrap());
+            assert!(bits(&again) == bits(&first), "{similarity:?}: call {call} differs from the first");
+        }
+        let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| fused::forward_backward(&inputs).unwrap());
+        let tensor = |v: &[f32]| Tensor::from_slice(v);
+        let mut failures = Vec::new();
+        for (what, a, b) in [("grad_ref", &single.reference, &first.reference), ("grad_neg", &single.negative, &first.negative)] {
+            close(&format!("{similarity:?}"), what, &tensor(a), &tensor(b), false, &mut failures);
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
