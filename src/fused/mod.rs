@@ -7,8 +7,11 @@
 //! `Σ_j exp(logit_ij - c_i)` (an online log-sum-exp, rescaled whenever the maximum grows); the
 //! maximum ends as the reference's detached `c_i`, so the corrected align/uniform terms are
 //! reproduced. Pass 1 keeps the block's logits, and pass 2 reads them back to accumulate the
-//! softmax-weighted sums the gradients need; each thread sums its column terms into its own buffer.
-//! Memory is O((n + m)·d) plus `BLOCK_ROWS·m` logits per thread.
+//! softmax-weighted sums the gradients need. The blocks are cut into fixed pieces of consecutive
+//! blocks (about four per thread), each summing its column terms into its own buffer, added in piece
+//! order at the end: for a given number of threads the results are the same bits whichever thread
+//! ran which piece. Memory is O((n + m)·d) plus `BLOCK_ROWS·m` logits per thread and `(d + 1)·m`
+//! column sums per piece.
 //!
 //! Rounding follows the reference's float32 operations where that decides the last digits (which
 //! matters, because the gradients and the corrected align term are sums that nearly cancel): dot
