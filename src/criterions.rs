@@ -271,6 +271,10 @@ fn host_tensor(values: &[f32], shape: &[i64]) -> Result<Tensor> {
     if tensor.numel() != values.len() {
         return Err(shape_mismatch!("{} values for a tensor of shape {shape:?}", values.len()));
     }
+    if values.is_empty() {
+        // (An empty tensor's data pointer may be null, which even a zero-length copy must not get.)
+        return Ok(tensor);
+    }
     // SAFETY: `tensor` is a new contiguous float32 CPU tensor of `values.len()` elements (checked just
     // above) that nothing else references, so its storage is valid for that many writes and does not
     // overlap `values`.
@@ -688,5 +692,35 @@ impl Criterion {
             tch::no_grad(|| log_inverse_temperature.f_copy_(&value))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `host_tensor` holds the values in the shape asked for, refuses a count that does not fit the
+    /// shape, and makes empty tensors.
+    #[test]
+    fn host_tensor_copies_into_the_shape() {
+        let values: Vec<f32> = (0..6).map(|i| i as f32 * 0.5 - 1.0).collect();
+        let t = host_tensor(&values, &[2, 3]).unwrap();
+        assert_eq!(t.size(), [2, 3]);
+        assert!(t.equal(&Tensor::from_slice(&values).view([2, 3])));
+        let err = host_tensor(&values, &[4, 2]).unwrap_err().to_string();
+        assert!(err.contains("6 values for a tensor of shape [4, 2]"), "{err}");
+        assert_eq!(host_tensor(&[], &[0, 3]).unwrap().size(), [0, 3]);
+    }
+
+    /// Row chunks give the same values as one call over all rows, also where the rows do not divide
+    /// into chunks (32767 / 5 rows per chunk).
+    #[test]
+    fn per_row_chunks_agree_with_one_call() {
+        let (a, b) = (Tensor::randn([20_000, 5], (Kind::Float, tch::Device::Cpu)), Tensor::randn([20_000, 5], (Kind::Float, tch::Device::Cpu)));
+        let dot = |t: &[Tensor]| Ok(Tensor::f_einsum("ni,ni->n", &[&t[0], &t[1]], None::<&[i64]>)?);
+        let chunked = per_row_on_this_thread(&[&a, &b], dot).unwrap();
+        let whole = Vec::<f32>::try_from(&dot(&[a.shallow_clone(), b.shallow_clone()]).unwrap()).unwrap();
+        assert_eq!(chunked.len(), 20_000);
+        assert!(chunked.iter().zip(&whole).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 }
