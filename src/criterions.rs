@@ -226,9 +226,11 @@ pub struct Criterion {
 
 /// The float32 host copies the fused kernel reads.
 struct FusedData {
-    ref_: Vec<f32>,
-    pos: Vec<f32>,
-    neg: Vec<f32>,
+    /// Contiguous float32 CPU tensors (the caller's storage where it already was contiguous: the
+    /// kernel reads it in place).
+    ref_: Tensor,
+    pos: Tensor,
+    neg: Tensor,
     n: usize,
     m: usize,
     d: usize,
@@ -246,9 +248,12 @@ struct FusedData {
 impl FusedData {
     fn inputs(&self) -> crate::fused::Inputs<'_> {
         crate::fused::Inputs {
-            reference: &self.ref_,
-            positive: &self.pos,
-            negative: &self.neg,
+            // SAFETY: `fused_data` made these contiguous float32 CPU tensors, held by `self`; nothing here
+            // writes them while the kernel reads (a concurrent write by the caller would race with any
+            // libtorch operation reading them just as well).
+            reference: unsafe { host_values(&self.ref_) },
+            positive: unsafe { host_values(&self.pos) },
+            negative: unsafe { host_values(&self.neg) },
             n: self.n,
             m: self.m,
             d: self.d,
@@ -282,9 +287,42 @@ fn host_tensor(values: &[f32], shape: &[i64]) -> Result<Tensor> {
     Ok(tensor)
 }
 
-/// `(rows, d)` float32 tensor from a host buffer.
-fn matrix(values: &[f32], d: usize) -> Result<Tensor> {
-    host_tensor(values, &[(values.len() / d) as i64, d as i64])
+/// A `(rows, d)` float32 CPU tensor of zeros, written on this thread (`Tensor::zeros` fills large ones
+/// with libtorch's threads, which then spin on the cores the fused kernel needs next).
+fn zeros(rows: usize, d: usize) -> Result<Tensor> {
+    let tensor = Tensor::f_empty([rows as i64, d as i64], (Kind::Float, tch::Device::Cpu))?;
+    if tensor.numel() > 0 {
+        // SAFETY: a new contiguous float32 CPU tensor of `numel` elements, referenced nowhere else.
+        unsafe { std::ptr::write_bytes(tensor.data_ptr().cast::<f32>(), 0, tensor.numel()) };
+    }
+    Ok(tensor)
+}
+
+/// The values of a contiguous float32 CPU tensor, read in place.
+///
+/// # Safety
+/// `tensor` must be a contiguous float32 CPU tensor whose storage nobody writes while the slice lives.
+unsafe fn host_values(tensor: &Tensor) -> &[f32] {
+    let len = tensor.numel();
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: by the caller's contract, `len` initialised, aligned floats that stay unchanged.
+    unsafe { std::slice::from_raw_parts(tensor.data_ptr().cast::<f32>(), len) }
+}
+
+/// The values of a contiguous float32 CPU tensor, to write in place.
+///
+/// # Safety
+/// `tensor` must be a contiguous float32 CPU tensor with initialised values whose storage nobody else
+/// reads or writes while the slice lives.
+unsafe fn host_values_mut(tensor: &mut Tensor) -> &mut [f32] {
+    let len = tensor.numel();
+    if len == 0 {
+        return &mut [];
+    }
+    // SAFETY: by the caller's contract, `len` initialised, aligned floats that only this slice uses.
+    unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr().cast::<f32>(), len) }
 }
 
 fn finite(losses: &crate::fused::Losses) -> bool {
@@ -452,9 +490,10 @@ impl Criterion {
             }
             Family::Nce { .. } => return Ok(None),
         };
-        let host = |t: &Tensor| -> Result<Vec<f32>> { Ok(Vec::<f32>::try_from(&t.f_detach()?.f_contiguous()?.f_view([-1i64])?)?) };
+        let host = |t: &Tensor| -> Result<Tensor> { Ok(t.f_detach()?.f_contiguous()?) };
         let (r, p, q) = (host(ref_)?, host(pos)?, host(neg)?);
-        if ![&r, &p, &q].iter().all(|v| v.iter().all(|x| x.is_finite())) {
+        // SAFETY: contiguous float32 CPU tensors (checked above, made contiguous just now), only read.
+        if ![&r, &p, &q].iter().all(|t| unsafe { host_values(t) }.iter().all(|x| x.is_finite())) {
             return Ok(None);
         }
         let (n, m, d) = (ref_.size()[0] as usize, neg.size()[0] as usize, ref_.size()[1] as usize);
@@ -564,19 +603,19 @@ impl Criterion {
 
     /// The fused forward+backward as [`Gradients`] (plus the three losses), `None` if not finite.
     fn fused_backward(&self, data: &FusedData) -> Result<Option<FusedGradients>> {
-        let g = crate::fused::forward_backward(&data.inputs())?;
+        let (mut grad_ref, mut grad_pos, mut grad_neg) = (zeros(data.n, data.d)?, zeros(data.n, data.d)?, zeros(data.m, data.d)?);
+        // SAFETY: three new float32 CPU tensors owned here, each borrowed once, while nothing else
+        // holds them.
+        let out = unsafe {
+            crate::fused::GradientsOut { reference: host_values_mut(&mut grad_ref), positive: host_values_mut(&mut grad_pos), negative: host_values_mut(&mut grad_neg) }
+        };
+        let g = crate::fused::forward_backward_into(&data.inputs(), out)?;
         if !finite(&g.losses) {
             return Ok(None);
         }
         let losses = self.reduce_rows(data, &g.rows)?;
         let grad_log_inverse_temperature = data.temperature_chain.map(|chain| g.inverse_temperature * f64::from(chain));
-        Ok(Some(FusedGradients {
-            losses,
-            grad_ref: matrix(&g.reference, data.d)?,
-            grad_pos: matrix(&g.positive, data.d)?,
-            grad_neg: matrix(&g.negative, data.d)?,
-            grad_log_inverse_temperature,
-        }))
+        Ok(Some(FusedGradients { losses, grad_ref, grad_pos, grad_neg, grad_log_inverse_temperature }))
     }
 
     /// The reference's `criterion(ref, pos, neg)`, recording the autograd graph.

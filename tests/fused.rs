@@ -295,6 +295,15 @@ fn kernel_api_checks_its_arguments_and_agrees_with_itself() {
         assert!(err.to_string().contains(message), "{err}");
         assert!(fused::forward(&inputs).is_err());
     }
+    // Into the caller's buffers: the same numbers; a buffer of the wrong size is refused.
+    let (mut gr, mut gp, mut gq) = (vec![0.0f32; 6], vec![0.0f32; 6], vec![0.0f32; 12]);
+    let terms = fused::forward_backward_into(&base, fused::GradientsOut { reference: &mut gr, positive: &mut gp, negative: &mut gq }).unwrap();
+    assert_eq!((terms.losses, &gr, &gp, &gq), (both.losses, &both.reference, &both.positive, &both.negative));
+    assert_eq!(terms.inverse_temperature.to_bits(), both.inverse_temperature.to_bits());
+    let mut short_negative = vec![0.0f32; 11];
+    let out = fused::GradientsOut { reference: &mut gr, positive: &mut gp, negative: &mut short_negative };
+    let err = fused::forward_backward_into(&base, out).unwrap_err().to_string();
+    assert!(err.contains("the gradient buffer for 'negative' has 11 values, expected 4 x 3"), "{err}");
     let short = [0.0f32; 1];
     let pre = fused::Precomputed { reference_sq: &short, negative_sq: &short, positive_similarity: &short };
     let err = fused::forward(&Inputs { precomputed: Some(pre), ..base }).unwrap_err();

@@ -141,6 +141,28 @@ impl RowTerms {
     }
 }
 
+/// Where [`forward_backward_into`] writes the gradients of `loss`.
+#[derive(Debug)]
+pub struct GradientsOut<'a> {
+    /// `(n, d)`.
+    pub reference: &'a mut [f32],
+    /// `(n, d)`.
+    pub positive: &'a mut [f32],
+    /// `(m, d)`.
+    pub negative: &'a mut [f32],
+}
+
+/// What [`forward_backward_into`] returns besides the gradients.
+#[derive(Debug, Clone)]
+pub struct BackwardTerms {
+    /// Forward values.
+    pub losses: Losses,
+    /// Forward per-row terms.
+    pub rows: RowTerms,
+    /// `∂loss/∂s`.
+    pub inverse_temperature: f64,
+}
+
 /// The losses and the gradients of `loss`.
 #[derive(Debug, Clone)]
 pub struct Gradients {
@@ -259,22 +281,36 @@ fn blocks_per_piece(blocks: usize, piece_floats: usize) -> usize {
     blocks.div_ceil(pieces).max(1)
 }
 
-thread_local! {
-    /// The calling thread's buffer of per-piece column sums, kept from one call to the next: several
-    /// MB that fresh allocations would page-fault in (and the allocator hand back) every call.
-    static PIECE_COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+/// The calling thread's working memory of [`forward_backward_into`], kept from one call to the next:
+/// several MB that fresh allocations would page-fault in, and the allocator hand back (a shrinking
+/// heap costs every core a TLB flush), at every call.
+#[derive(Default)]
+struct Workspace {
+    states: Vec<RowState>,
+    weighted_negative: Vec<f32>,
+    /// The column sums of all pieces, then their total.
+    pieces: Vec<f32>,
+    columns: Vec<f32>,
 }
 
-/// Runs `f` with a buffer of `len` floats (contents unspecified), the calling thread's kept one when
-/// it is free (a nested call gets a fresh one). A buffer much larger than needed is given back.
-fn with_piece_columns<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    let mut buffer = PIECE_COLUMNS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-    if buffer.capacity() > 4 * len.max(1 << 20) {
-        buffer = Vec::new();
+thread_local! {
+    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
+}
+
+/// `buffer` holding `len` values (contents unspecified); one much larger than needed is given back.
+fn fit<T: Clone>(buffer: &mut Vec<T>, len: usize, fill: T) {
+    if buffer.capacity() > 4 * len.max(1 << 18) {
+        *buffer = Vec::new();
     }
-    buffer.resize(len, 0.0);
-    let result = f(&mut buffer);
-    PIECE_COLUMNS.with(|cell| *cell.borrow_mut() = buffer);
+    buffer.resize(len, fill);
+}
+
+/// Runs `f` with the calling thread's workspace (a nested call, from inside `f`'s parallel work, gets
+/// a fresh one).
+fn with_workspace<R>(f: impl FnOnce(&mut Workspace) -> R) -> R {
+    let mut workspace = WORKSPACE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    let result = f(&mut workspace);
+    WORKSPACE.with(|cell| *cell.borrow_mut() = workspace);
     result
 }
 
@@ -317,11 +353,35 @@ pub fn forward_rows(inputs: &Inputs) -> Result<(Losses, RowTerms)> {
 
 /// The losses and the analytic gradients of `loss` with respect to the three inputs and `s`.
 pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
+    // (Checked first: the sizes below are then the inputs' own.)
     inputs.check()?;
     let (n, m, d) = (inputs.n, inputs.m, inputs.d);
+    let (mut reference, mut positive, mut negative) = (vec![0.0f32; n * d], vec![0.0f32; n * d], vec![0.0f32; m * d]);
+    let out = GradientsOut { reference: &mut reference, positive: &mut positive, negative: &mut negative };
+    let BackwardTerms { losses, rows, inverse_temperature } = forward_backward_into(inputs, out)?;
+    Ok(Gradients { losses, rows, reference, positive, negative, inverse_temperature })
+}
+
+/// [`forward_backward`] writing the gradients into the caller's buffers (a tensor's storage, say), so
+/// that no large buffer is allocated per call.
+pub fn forward_backward_into(inputs: &Inputs, out: GradientsOut) -> Result<BackwardTerms> {
+    inputs.check()?;
+    let (n, m, d) = (inputs.n, inputs.m, inputs.d);
+    for (name, buffer, rows) in [("reference", &out.reference, n), ("positive", &out.positive, n), ("negative", &out.negative, m)] {
+        if buffer.len() != rows * d {
+            return Err(shape_mismatch!("the gradient buffer for '{name}' has {} values, expected {rows} x {d}", buffer.len()));
+        }
+    }
+    with_workspace(|workspace| backward_terms(inputs, out, workspace))
+}
+
+fn backward_terms(inputs: &Inputs, out: GradientsOut, workspace: &mut Workspace) -> Result<BackwardTerms> {
+    let (n, d) = (inputs.n, inputs.d);
     let layout = inputs.layout();
-    let mut states = vec![RowState::default(); n];
-    let mut weighted_negative = vec![0.0f32; n * d];
+    let Workspace { states, weighted_negative, pieces: buffer, columns } = workspace;
+    fit(states, n, RowState::default());
+    states.fill(RowState::default());
+    fit(weighted_negative, n * d, 0.0);
     // Each block runs both passes while its logits are at hand. The blocks are cut into fixed pieces
     // of consecutive blocks, each summing its column terms into its own part of one buffer, and the
     // parts are added in piece order: the result does not depend on which thread ran what.
@@ -329,42 +389,42 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let piece_floats = ColumnSums::len(d, layout.m_padded);
     let per_piece = blocks_per_piece(blocks, piece_floats);
     let pieces = blocks.div_ceil(per_piece);
-    let mut columns = vec![0.0f32; piece_floats];
-    with_piece_columns(pieces * piece_floats, |buffer| {
-        buffer
-            .par_chunks_mut(piece_floats)
-            .zip(states.par_chunks_mut(per_piece * BLOCK_ROWS))
-            .zip(weighted_negative.par_chunks_mut(per_piece * BLOCK_ROWS * d))
-            .enumerate()
-            .for_each(|(piece, ((sums, states), weighted_negative))| {
-                sums.fill(0.0);
-                let mut sums = ColumnSums::new(sums, d, layout.m_padded);
-                let blocks = states.chunks_mut(BLOCK_ROWS).zip(weighted_negative.chunks_mut(BLOCK_ROWS * d));
-                for (b, (states, weighted_negative)) in blocks.enumerate() {
-                    let row0 = (piece * per_piece + b) * BLOCK_ROWS;
-                    let out = GradientOut { weighted_negative, columns: &mut sums };
-                    Scratch::with_thread_scratch(&layout, |scratch| kernel::block(&layout, row0, states, scratch, Some(out)));
-                }
-            });
-        // Column ranges in parallel, pieces in order within each.
-        const RANGE: usize = 4096;
-        columns.par_chunks_mut(RANGE).enumerate().for_each(|(range, out)| {
-            for piece in buffer.chunks_exact(piece_floats) {
-                let part = &piece[range * RANGE..range * RANGE + out.len()];
-                out.iter_mut().zip(part).for_each(|(o, p)| *o += p);
+    fit(buffer, pieces * piece_floats, 0.0);
+    fit(columns, piece_floats, 0.0);
+    buffer
+        .par_chunks_mut(piece_floats)
+        .zip(states.par_chunks_mut(per_piece * BLOCK_ROWS))
+        .zip(weighted_negative.par_chunks_mut(per_piece * BLOCK_ROWS * d))
+        .enumerate()
+        .for_each(|(piece, ((sums, states), weighted_negative))| {
+            sums.fill(0.0);
+            let mut sums = ColumnSums::new(sums, d, layout.m_padded);
+            let blocks = states.chunks_mut(BLOCK_ROWS).zip(weighted_negative.chunks_mut(BLOCK_ROWS * d));
+            for (b, (states, weighted_negative)) in blocks.enumerate() {
+                let row0 = (piece * per_piece + b) * BLOCK_ROWS;
+                let out = GradientOut { weighted_negative, columns: &mut sums };
+                Scratch::with_thread_scratch(&layout, |scratch| kernel::block(&layout, row0, states, scratch, Some(out)));
             }
         });
+    // Column ranges in parallel, pieces in order within each.
+    const RANGE: usize = 4096;
+    columns.par_chunks_mut(RANGE).enumerate().for_each(|(range, out)| {
+        out.fill(0.0);
+        for piece in buffer.chunks_exact(piece_floats) {
+            let part = &piece[range * RANGE..range * RANGE + out.len()];
+            out.iter_mut().zip(part).for_each(|(o, p)| *o += p);
+        }
     });
-    let columns = ColumnSums::new(&mut columns, d, layout.m_padded);
+    let columns = ColumnSums::new(columns, d, layout.m_padded);
+    let states: &[RowState] = states;
     let positive_similarity = inputs.positive_similarity();
-    let losses = losses(inputs, &states, &positive_similarity);
-    let rows = RowTerms::new(&states);
+    let losses = losses(inputs, states, &positive_similarity);
+    let rows = RowTerms::new(states);
 
     // ∂L/∂P_i = -s/n for every row, rounded as autograd does: the mean's 1/n, then the scaling.
     let g32 = inputs.scaling.apply(-(1.0 / n as f32));
     let g = f64::from(g32);
-    let mut grad_ref = vec![0.0f32; n * d];
-    let mut grad_pos = vec![0.0f32; n * d];
+    let GradientsOut { reference: grad_ref, positive: grad_pos, negative: grad_neg } = out;
     let pairs = inputs.reference.chunks_exact(d).zip(inputs.positive.chunks_exact(d));
     for (i, (r, p)) in pairs.enumerate() {
         let wq = &weighted_negative[i * d..(i + 1) * d];
@@ -386,12 +446,11 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
             grad_pos[i * d + k] = gp;
         }
     }
-    let mut grad_neg = vec![0.0f32; m * d];
     for (j, q) in inputs.negative.chunks_exact(d).enumerate() {
         for k in 0..d {
             let wr = columns.weighted_reference[ColumnSums::weighted_reference_index(d, j, k)];
             grad_neg[j * d + k] = match inputs.similarity {
-                Similarity::Dot => wr as f32,
+                Similarity::Dot => wr,
                 // ∂N_ij/∂q_j = 2(r_i - q_j).
                 Similarity::Euclidean => (2.0 * f64::from(wr) - 2.0 * f64::from(columns.weight_sum[j]) * f64::from(q[k])) as f32,
             };
@@ -402,6 +461,6 @@ pub fn forward_backward(inputs: &Inputs) -> Result<Gradients> {
     let weighted: f64 = states.iter().map(|st| st.weighted_logit).sum();
     let s = inputs.scaling.inverse_temperature();
     let positive_mean = positive_similarity.iter().map(|&p| f64::from(p)).sum::<f64>() / n as f64;
-    let grad_s = weighted / (s * s) - positive_mean;
-    Ok(Gradients { losses, rows, reference: grad_ref, positive: grad_pos, negative: grad_neg, inverse_temperature: grad_s })
+    let inverse_temperature = weighted / (s * s) - positive_mean;
+    Ok(BackwardTerms { losses, rows, inverse_temperature })
 }
