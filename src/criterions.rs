@@ -614,7 +614,7 @@ impl Criterion {
             return Ok(None);
         }
         let losses = self.reduce_rows(data, &g.rows)?;
-        let grad_log_inverse_temperature = data.temperature_chain.map(|chain| g.inverse_temperature * f64::from(chain));
+        let grad_log_inverse_temperature = data.temperature_chain.zip(g.inverse_temperature).map(|(chain, g)| g * f64::from(chain));
         Ok(Some(FusedGradients { losses, grad_ref, grad_pos, grad_neg, grad_log_inverse_temperature }))
     }
 

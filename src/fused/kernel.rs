@@ -51,6 +51,11 @@ pub struct Layout<'a> {
     pub similarity: Similarity,
     /// How the kernel forms `sim/τ` or `sim·s`.
     pub logit: LogitScale,
+    /// Whether pass 2 sums the weights per row and per column (`Σ_j G_ij`, `Σ_i G_ij`: the Euclidean
+    /// gradients need them).
+    pub weight_sums: bool,
+    /// Whether pass 2 sums `Σ_j G_ij·logit_ij` per row (the gradient with respect to `s`).
+    pub weighted_logits: bool,
 }
 
 /// The float32 operation that turns a similarity into a logit, bitwise as [`Scaling::apply`].
@@ -237,12 +242,12 @@ fn exp<V: Vector>(x: V) -> V {
     p.mul_exp2(k, shifted)
 }
 
-/// Logits of the block's rows with the negatives `j..j+C`, into `out[..C]`: each similarity a
-/// sequential fused multiply-add over `d` (as BLAS), then for the Euclidean similarity
-/// `-(|r|² + |q|² - 2 r·q)` in the reference's order of operations, then the scaling. `C` columns at
-/// once so that each loaded reference vector serves `C` independent sums.
+/// Logits of the block's rows with the negatives `j..j+C`, into `out[..C]`, and their maximum into
+/// `max`: each similarity a sequential fused multiply-add over `d` (as BLAS), then for the Euclidean
+/// similarity `-(|r|² + |q|² - 2 r·q)` in the reference's order of operations, then the scaling. `C`
+/// columns at once so that each loaded reference vector serves `C` independent sums.
 #[inline(always)]
-fn logit_columns<V: Vector, const C: usize>(layout: &Layout, reference_t: &[Rows], reference_sq: V, j: usize, out: &mut [Rows]) {
+fn logit_columns<V: Vector, const C: usize>(layout: &Layout, reference_t: &[Rows], reference_sq: V, j: usize, out: &mut [Rows], max: &mut V) {
     let d = layout.d;
     let reference_t = &reference_t[..d];
     let q: [&[f32]; C] = std::array::from_fn(|c| &layout.negative[(j + c) * d..(j + c + 1) * d]);
@@ -260,7 +265,9 @@ fn logit_columns<V: Vector, const C: usize>(layout: &Layout, reference_t: &[Rows
             // so one fused multiply-subtract rounds as the reference's two operations.
             sim = sim.mul_sub(V::splat(2.0), reference_sq.add(qsq));
         }
-        layout.logit.apply(sim).store(out);
+        let logit = layout.logit.apply(sim);
+        *max = logit.max(*max);
+        logit.store(out);
     }
 }
 
@@ -375,17 +382,17 @@ fn log_sum_exp_pass<V: Vector>(layout: &Layout, reference_t: &[Rows], reference_
     for (tile_index, tile) in logits.chunks_mut(TILE).enumerate() {
         let j0 = tile_index * TILE;
         let mut t = 0;
+        let mut running_max = V::splat(f32::NEG_INFINITY);
         while V::WIDE && t + 4 <= tile.len() {
-            logit_columns::<V, 4>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
+            logit_columns::<V, 4>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..], &mut running_max);
             t += 4;
         }
-
         while t < tile.len() {
-            logit_columns::<V, 1>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..]);
+            logit_columns::<V, 1>(layout, reference_t, reference_sq, j0 + t, &mut tile[t..], &mut running_max);
             t += 1;
         }
         let mut tile_max = [f32::NEG_INFINITY; BLOCK_ROWS];
-        tile.iter().fold(V::splat(f32::NEG_INFINITY), |m, v| V::load(v).max(m)).store(&mut tile_max);
+        running_max.store(&mut tile_max);
         if (0..BLOCK_ROWS).any(|l| tile_max[l] > max[l]) {
             for l in 0..BLOCK_ROWS {
                 if max[l] == f32::NEG_INFINITY {
@@ -466,30 +473,25 @@ fn gradient_pass<V: Vector>(
         let cols = tile.len();
         let mut weight_lanes = [V::splat(0.0); LANES];
         let mut weighted_lanes = [V::splat(0.0); LANES];
-        for (chunk, weights) in tile.chunks(LANES).zip(weights.chunks_mut(LANES)) {
-            for (lane, (logit, weight)) in chunk.iter().zip(weights).enumerate() {
-                let logit = V::load(logit);
-                let mut w = exp(logit.sub(max).sub(log_sum)).mul(first);
-                if !scale_once {
-                    w = w.mul(second);
-                }
-                if rows < BLOCK_ROWS {
-                    w = w.mul(row_mask);
-                }
-                weight_lanes[lane] = weight_lanes[lane].add(w);
-                weighted_lanes[lane] = w.mul_add(logit, weighted_lanes[lane]);
-                w.store(weight);
-            }
+        let form = WeightForm { max, log_sum, first, second, scale_once, row_mask, masked: rows < BLOCK_ROWS };
+        let lanes = (&mut weight_lanes, &mut weighted_lanes);
+        // (One loop per combination of the optional sums, so that the cosine criterions with a fixed
+        // temperature, which need neither, do not pay for them.)
+        match (layout.weight_sums, layout.weighted_logits) {
+            (false, false) => tile_weights::<V, false, false>(tile, &mut weights, &form, lanes),
+            (true, false) => tile_weights::<V, true, false>(tile, &mut weights, &form, lanes),
+            (false, true) => tile_weights::<V, false, true>(tile, &mut weights, &form, lanes),
+            (true, true) => tile_weights::<V, true, true>(tile, &mut weights, &form, lanes),
         }
         let mut lane_values = [[0.0f32; BLOCK_ROWS]; LANES];
-        for (lane, out) in weight_lanes.iter().zip(lane_values.iter_mut()) {
-            lane.store(out);
+        for (wanted, lanes, sums) in [(layout.weight_sums, &weight_lanes, &mut weight_sums), (layout.weighted_logits, &weighted_lanes, &mut weighted_logits)] {
+            if wanted {
+                for (lane, out) in lanes.iter().zip(lane_values.iter_mut()) {
+                    lane.store(out);
+                }
+                add_lanes(sums, &lane_values);
+            }
         }
-        add_lanes(&mut weight_sums, &lane_values);
-        for (lane, out) in weighted_lanes.iter().zip(lane_values.iter_mut()) {
-            lane.store(out);
-        }
-        add_lanes(&mut weighted_logits, &lane_values);
         weights[cols..].iter_mut().for_each(|w| *w = [0.0; BLOCK_ROWS]);
 
         // Σ_j G_ij neg_jk over the tile's negatives in order, with the rows in lanes; several
@@ -523,7 +525,7 @@ fn gradient_pass<V: Vector>(
         }
         let weights_t = &weights_t[..rows];
         let column_weights = &mut out.columns.weight_sum[j0..j0 + TILE];
-        for (v, column) in column_weights.chunks_exact_mut(BLOCK_ROWS).enumerate() {
+        for (v, column) in column_weights.chunks_exact_mut(BLOCK_ROWS).enumerate().filter(|_| layout.weight_sums) {
             let column: &mut Rows = column.try_into().expect("tile inside the layout");
             let mut acc = V::load(column);
             for w in weights_t {
@@ -549,6 +551,49 @@ fn gradient_pass<V: Vector>(
     for (b, out) in out.weighted_negative.chunks_exact_mut(d).enumerate() {
         for (k, v) in out.iter_mut().enumerate() {
             *v = row_sums[k][b];
+        }
+    }
+}
+
+/// How pass 2 turns a block's logits into weights (see [`gradient_pass`]).
+struct WeightForm<V> {
+    max: V,
+    log_sum: V,
+    first: V,
+    second: V,
+    /// `first` is the whole scale (`second` is 1).
+    scale_once: bool,
+    /// 1 for the block's rows, 0 for its padding.
+    row_mask: V,
+    masked: bool,
+}
+
+/// The tile's weights `G_ij` into `weights`; with `SUMS` their sums, with `WEIGHTED` the sums of
+/// `G_ij·logit_ij`, each into the lanes of column `j mod LANES`.
+#[inline(always)]
+fn tile_weights<V: Vector, const SUMS: bool, const WEIGHTED: bool>(
+    tile: &[Rows],
+    weights: &mut [Rows; TILE],
+    form: &WeightForm<V>,
+    (weight_lanes, weighted_lanes): (&mut [V; LANES], &mut [V; LANES]),
+) {
+    for (chunk, weights) in tile.chunks(LANES).zip(weights.chunks_mut(LANES)) {
+        for (lane, (logit, weight)) in chunk.iter().zip(weights).enumerate() {
+            let logit = V::load(logit);
+            let mut w = exp(logit.sub(form.max).sub(form.log_sum)).mul(form.first);
+            if !form.scale_once {
+                w = w.mul(form.second);
+            }
+            if form.masked {
+                w = w.mul(form.row_mask);
+            }
+            if SUMS {
+                weight_lanes[lane] = weight_lanes[lane].add(w);
+            }
+            if WEIGHTED {
+                weighted_lanes[lane] = w.mul_add(logit, weighted_lanes[lane]);
+            }
+            w.store(weight);
         }
     }
 }
@@ -675,8 +720,16 @@ mod tests {
                         reference_sq: squares(&reference),
                         similarity,
                         logit,
+                        weight_sums: true,
+                        weighted_logits: true,
                     };
                     let plain = all_blocks(&layout, &|l, r, s, sc, o| block_body::<Plain<true>>(l, r, s, sc, Some(o)));
+                    // Without the optional sums: the same gradient terms.
+                    let lean = Layout { weight_sums: false, weighted_logits: false, negative_sq: layout.negative_sq.clone(), reference_sq: layout.reference_sq.clone(), ..layout };
+                    let lean = all_blocks(&lean, &|l, r, s, sc, o| block_body::<Plain<true>>(l, r, s, sc, Some(o)));
+                    let sums = d * layout.m_padded;
+                    assert_eq!((bits(&lean.1), bits(&lean.2[..sums])), (bits(&plain.1), bits(&plain.2[..sums])), "d={d} {similarity:?} {logit:?}: lean pass 2");
+                    assert!(lean.0.iter().all(|s| s.weight_sum == 0.0 && s.weighted_logit == 0.0));
                     let mut others: Vec<(&str, _)> = Vec::new();
                     #[cfg(target_arch = "x86_64")]
                     {

@@ -159,8 +159,9 @@ pub struct BackwardTerms {
     pub losses: Losses,
     /// Forward per-row terms.
     pub rows: RowTerms,
-    /// `∂loss/∂s`.
-    pub inverse_temperature: f64,
+    /// `∂loss/∂s` for [`Scaling::MultiplyByInverseTemperature`] (the learnable temperatures); `None`
+    /// for a fixed temperature, where it is not computed.
+    pub inverse_temperature: Option<f64>,
 }
 
 /// The losses and the gradients of `loss`.
@@ -176,8 +177,9 @@ pub struct Gradients {
     pub positive: Vec<f32>,
     /// `(m, d)`.
     pub negative: Vec<f32>,
-    /// `∂loss/∂s`.
-    pub inverse_temperature: f64,
+    /// `∂loss/∂s` for [`Scaling::MultiplyByInverseTemperature`] (the learnable temperatures); `None`
+    /// for a fixed temperature, where it is not computed.
+    pub inverse_temperature: Option<f64>,
 }
 
 impl Inputs<'_> {
@@ -233,7 +235,15 @@ impl Inputs<'_> {
             reference_sq: if euclidean { squares(self.reference, pre.map(|p| p.reference_sq)) } else { Vec::new() },
             similarity: self.similarity,
             logit: LogitScale::new(self.scaling, kernel::fma_detected()),
+            weight_sums: euclidean,
+            weighted_logits: self.wants_temperature_gradient(),
         }
+    }
+
+    /// Whether `∂loss/∂s` is computed: for the learnable form `sim·s` only (a fixed temperature has
+    /// no use for it, and it costs a multiply-add per element).
+    fn wants_temperature_gradient(&self) -> bool {
+        matches!(self.scaling, Scaling::MultiplyByInverseTemperature(_))
     }
 
     /// `P_i`, in float32 like the reference's einsum.
@@ -458,9 +468,11 @@ fn backward_terms(inputs: &Inputs, out: GradientsOut, workspace: &mut Workspace)
     }
     // Σ_j G_ij N_ij = (s/n) Σ_j W_ij N_ij, so ∂L/∂s = Σ_i Σ_j G_ij N_ij / s - mean(P), and the
     // kernel's Σ_j G_ij logit_ij is s Σ_j G_ij N_ij (to the logits' float32 rounding).
-    let weighted: f64 = states.iter().map(|st| st.weighted_logit).sum();
-    let s = inputs.scaling.inverse_temperature();
-    let positive_mean = positive_similarity.iter().map(|&p| f64::from(p)).sum::<f64>() / n as f64;
-    let inverse_temperature = weighted / (s * s) - positive_mean;
+    let inverse_temperature = inputs.wants_temperature_gradient().then(|| {
+        let weighted: f64 = states.iter().map(|st| st.weighted_logit).sum();
+        let s = inputs.scaling.inverse_temperature();
+        let positive_mean = positive_similarity.iter().map(|&p| f64::from(p)).sum::<f64>() / n as f64;
+        weighted / (s * s) - positive_mean
+    });
     Ok(BackwardTerms { losses, rows, inverse_temperature })
 }
