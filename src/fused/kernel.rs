@@ -209,7 +209,7 @@ impl Scratch {
 pub struct GradientOut<'a, 'b> {
     /// `(rows, d)`: `Σ_j G_ij neg_j` for the block's rows.
     pub weighted_negative: &'a mut [f32],
-    /// The thread's column sums.
+    /// The column sums of the piece of blocks this block belongs to.
     pub columns: &'a mut ColumnSums<'b>,
 }
 
