@@ -268,33 +268,26 @@ impl FusedData {
     }
 }
 
-/// A float32 CPU tensor of `shape` holding `values`, copied on this thread: `Tensor::from_slice`
-/// zero-fills its tensor first, with libtorch's threads for large ones, which then spin for
-/// milliseconds on the cores the next fused call needs.
-fn host_tensor(values: &[f32], shape: &[i64]) -> Result<Tensor> {
+/// A float32 CPU tensor of `shape`, zeros written on this thread: `Tensor::zeros` (and
+/// `Tensor::from_slice`, which starts from it) fills large tensors with libtorch's threads, which then
+/// spin for milliseconds on the cores the next fused call needs.
+fn zeros(shape: &[i64]) -> Result<Tensor> {
     let tensor = Tensor::f_empty(shape, (Kind::Float, tch::Device::Cpu))?;
-    if tensor.numel() != values.len() {
-        return Err(shape_mismatch!("{} values for a tensor of shape {shape:?}", values.len()));
-    }
-    if values.is_empty() {
-        // (An empty tensor's data pointer may be null, which even a zero-length copy must not get.)
-        return Ok(tensor);
-    }
-    // SAFETY: `tensor` is a new contiguous float32 CPU tensor of `values.len()` elements (checked just
-    // above) that nothing else references, so its storage is valid for that many writes and does not
-    // overlap `values`.
-    unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), tensor.data_ptr().cast::<f32>(), values.len()) };
-    Ok(tensor)
-}
-
-/// A `(rows, d)` float32 CPU tensor of zeros, written on this thread (`Tensor::zeros` fills large ones
-/// with libtorch's threads, which then spin on the cores the fused kernel needs next).
-fn zeros(rows: usize, d: usize) -> Result<Tensor> {
-    let tensor = Tensor::f_empty([rows as i64, d as i64], (Kind::Float, tch::Device::Cpu))?;
     if tensor.numel() > 0 {
         // SAFETY: a new contiguous float32 CPU tensor of `numel` elements, referenced nowhere else.
         unsafe { std::ptr::write_bytes(tensor.data_ptr().cast::<f32>(), 0, tensor.numel()) };
     }
+    Ok(tensor)
+}
+
+/// A float32 CPU tensor of `shape` holding `values`, copied on this thread (see [`zeros`]).
+fn host_tensor(values: &[f32], shape: &[i64]) -> Result<Tensor> {
+    let mut tensor = zeros(shape)?;
+    if tensor.numel() != values.len() {
+        return Err(shape_mismatch!("{} values for a tensor of shape {shape:?}", values.len()));
+    }
+    // SAFETY: a new contiguous float32 CPU tensor, zeroed, that nothing else references.
+    unsafe { host_values_mut(&mut tensor) }.copy_from_slice(values);
     Ok(tensor)
 }
 
@@ -603,7 +596,8 @@ impl Criterion {
 
     /// The fused forward+backward as [`Gradients`] (plus the three losses), `None` if not finite.
     fn fused_backward(&self, data: &FusedData) -> Result<Option<FusedGradients>> {
-        let (mut grad_ref, mut grad_pos, mut grad_neg) = (zeros(data.n, data.d)?, zeros(data.n, data.d)?, zeros(data.m, data.d)?);
+        let (n, m, d) = (data.n as i64, data.m as i64, data.d as i64);
+        let (mut grad_ref, mut grad_pos, mut grad_neg) = (zeros(&[n, d])?, zeros(&[n, d])?, zeros(&[m, d])?);
         // SAFETY: three new float32 CPU tensors owned here, each borrowed once, while nothing else
         // holds them.
         let out = unsafe {
