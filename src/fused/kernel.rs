@@ -197,12 +197,20 @@ impl Scratch {
     /// than needed is given back rather than held.
     fn fit(&mut self, layout: &Layout) {
         for (buffer, len) in [(&mut self.logits, layout.m), (&mut self.reference_t, layout.d), (&mut self.row_sums, layout.d)] {
-            if buffer.capacity() > 4 * len.max(1024) {
-                *buffer = Vec::new();
-            }
-            buffer.resize(len, [0.0; BLOCK_ROWS]);
+            fit_buffer(buffer, len, [0.0; BLOCK_ROWS]);
         }
     }
+}
+
+/// `buffer` resized to `len` values (contents unspecified where it already held some) for a buffer
+/// kept between calls: one holding more than four times what is needed (and over 1 MB) is given back
+/// rather than held.
+pub fn fit_buffer<T: Clone>(buffer: &mut Vec<T>, len: usize, fill: T) {
+    let floor = (256 << 10) / std::mem::size_of::<T>().max(1);
+    if buffer.capacity() > 4 * len.max(floor) {
+        *buffer = Vec::new();
+    }
+    buffer.resize(len, fill);
 }
 
 /// Where pass 2 puts a block's results.
@@ -525,13 +533,15 @@ fn gradient_pass<V: Vector>(
         }
         let weights_t = &weights_t[..rows];
         let column_weights = &mut out.columns.weight_sum[j0..j0 + TILE];
-        for (v, column) in column_weights.chunks_exact_mut(BLOCK_ROWS).enumerate().filter(|_| layout.weight_sums) {
-            let column: &mut Rows = column.try_into().expect("tile inside the layout");
-            let mut acc = V::load(column);
-            for w in weights_t {
-                acc = acc.add(V::load(&w[v]));
+        if layout.weight_sums {
+            for (v, column) in column_weights.chunks_exact_mut(BLOCK_ROWS).enumerate() {
+                let column: &mut Rows = column.try_into().expect("tile inside the layout");
+                let mut acc = V::load(column);
+                for w in weights_t {
+                    acc = acc.add(V::load(&w[v]));
+                }
+                acc.store(column);
             }
-            acc.store(column);
         }
         let columns = &mut out.columns.weighted_reference[j0 * d..(j0 + TILE) * d];
         let mut k = 0;

@@ -30,7 +30,7 @@ mod kernel;
 mod simd;
 
 use crate::error::{invalid, shape_mismatch, Result};
-use kernel::{ColumnSums, GradientOut, Layout, LogitScale, RowState, Scratch, BLOCK_ROWS, TILE};
+use kernel::{fit_buffer, ColumnSums, GradientOut, Layout, LogitScale, RowState, Scratch, BLOCK_ROWS, TILE};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -307,14 +307,6 @@ thread_local! {
     static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
 }
 
-/// `buffer` holding `len` values (contents unspecified); one much larger than needed is given back.
-fn fit<T: Clone>(buffer: &mut Vec<T>, len: usize, fill: T) {
-    if buffer.capacity() > 4 * len.max(1 << 18) {
-        *buffer = Vec::new();
-    }
-    buffer.resize(len, fill);
-}
-
 /// Runs `f` with the calling thread's workspace (a nested call, from inside `f`'s parallel work, gets
 /// a fresh one).
 fn with_workspace<R>(f: impl FnOnce(&mut Workspace) -> R) -> R {
@@ -389,9 +381,9 @@ fn backward_terms(inputs: &Inputs, out: GradientsOut, workspace: &mut Workspace)
     let (n, d) = (inputs.n, inputs.d);
     let layout = inputs.layout();
     let Workspace { states, weighted_negative, pieces: buffer, columns } = workspace;
-    fit(states, n, RowState::default());
+    fit_buffer(states, n, RowState::default());
     states.fill(RowState::default());
-    fit(weighted_negative, n * d, 0.0);
+    fit_buffer(weighted_negative, n * d, 0.0);
     // Each block runs both passes while its logits are at hand. The blocks are cut into fixed pieces
     // of consecutive blocks, each summing its column terms into its own part of one buffer, and the
     // parts are added in piece order: the result does not depend on which thread ran what.
@@ -399,8 +391,8 @@ fn backward_terms(inputs: &Inputs, out: GradientsOut, workspace: &mut Workspace)
     let piece_floats = ColumnSums::len(d, layout.m_padded);
     let per_piece = blocks_per_piece(blocks, piece_floats);
     let pieces = blocks.div_ceil(per_piece);
-    fit(buffer, pieces * piece_floats, 0.0);
-    fit(columns, piece_floats, 0.0);
+    fit_buffer(buffer, pieces * piece_floats, 0.0);
+    fit_buffer(columns, piece_floats, 0.0);
     buffer
         .par_chunks_mut(piece_floats)
         .zip(states.par_chunks_mut(per_piece * BLOCK_ROWS))
